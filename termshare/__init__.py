@@ -1,0 +1,3 @@
+"""termshare: end-to-end encrypted terminal sharing through a blind relay."""
+
+__version__ = "0.1.0"

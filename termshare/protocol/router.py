@@ -1,0 +1,249 @@
+"""The relay's routing core, sans I/O (docs/PROTOCOL.md §4.3, §8).
+
+Theory of operation
+-------------------
+The relay is blind by construction: this module sees envelopes only and imports nothing that
+holds a key (tests/test_layers.py checks it). The I/O shell (termshare.relay) gives every
+websocket an opaque connection id, reports connects, frames and disconnects, calls `tick(now)`
+about once a second, and carries out the actions queued in `actions` in order: Send (with a
+`droppable` flag for GROUP frames, which a slow viewer may skip because it resyncs from the gap)
+and Close.
+
+    sharer: connected --REGISTER--> owns session --disconnect--> away (RESUME_GRACE) --REGISTER--> owns
+            --END--> session forgotten, viewers closed 4410
+    viewer: connected (READY with its id) --WELCOME forwarded--> admitted (receives GROUP)
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+from .envelope import Header, encode_frame, parse_header
+from .errors import FrameError
+from .link import is_session_id
+from .wire import HANDSHAKE_TIMEOUT, RESUME_GRACE, CloseCode, FrameKind
+
+_REJECT_TEXT: Final = {
+    0: "wrong key: the sharer did not accept this link",
+    1: "this share is read-only: use the read-only link",
+    2: "replayed handshake",
+    3: "removed by the sharer",
+    4: "protocol error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_sessions: int = 10_000
+    max_viewers: int = 500  # per session
+    max_per_ip: int = 200  # open websockets per client address
+    resume_grace: float = RESUME_GRACE  # seconds
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    conn: int
+    data: bytes
+    droppable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    conn: int
+    code: int
+    reason: str
+
+
+Action = Send | Close
+
+
+@dataclass(slots=True)
+class _Session:
+    sid: str
+    owner_token: bytes
+    sharer: int | None
+    created: float
+    away_since: float | None = None
+    next_viewer_id: int = 1
+    viewers: dict[int, int] = field(default_factory=dict)  # viewer id -> conn
+    admitted: dict[int, int] = field(default_factory=dict)  # subset of viewers that got WELCOME
+    joined_at: dict[int, float] = field(default_factory=dict)  # viewer id -> time of READY
+    frames: int = 0
+    bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Conn:
+    sid: str
+    ip: str
+    is_sharer: bool
+    viewer_id: int = 0
+    registered: bool = False
+
+
+class Router:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.sessions: dict[str, _Session] = {}
+        self.actions: list[Action] = []
+        self._conns: dict[int, _Conn] = {}
+        self._per_ip: dict[str, int] = {}
+
+    def take_actions(self) -> list[Action]:
+        actions, self.actions = self.actions, []
+        return actions
+
+    # -- connections ----------------------------------------------------------------------------
+    def connected(self, conn: int, sid: str, ip: str, is_sharer: bool, now: float) -> None:
+        if not is_session_id(sid):
+            return self._refuse(conn, CloseCode.BAD_FRAME, "malformed session id")
+        if self._per_ip.get(ip, 0) >= self.limits.max_per_ip:
+            return self._refuse(conn, CloseCode.LIMIT, "too many connections from this address")
+        state = _Conn(sid, ip, is_sharer)
+        if not is_sharer:
+            session = self.sessions.get(sid)
+            if session is None:
+                return self._refuse(conn, CloseCode.UNKNOWN_SESSION, "no such session (ended, or a mistyped link)")
+            if len(session.viewers) >= self.limits.max_viewers:
+                return self._refuse(conn, CloseCode.LIMIT, "this session has as many viewers as the relay allows")
+            state.viewer_id = session.next_viewer_id
+            session.next_viewer_id += 1
+            session.viewers[state.viewer_id] = conn
+            session.joined_at[state.viewer_id] = now
+            present = b"\x01" if session.sharer is not None else b"\x00"
+            self.actions.append(Send(conn, encode_frame(FrameKind.READY, present, state.viewer_id)))
+        self._conns[conn] = state
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+
+    def disconnected(self, conn: int, now: float) -> None:
+        state = self._conns.pop(conn, None)
+        if state is None:
+            return
+        self._per_ip[state.ip] -= 1
+        if not self._per_ip[state.ip]:
+            del self._per_ip[state.ip]
+        session = self.sessions.get(state.sid)
+        if session is None:
+            return
+        if state.is_sharer:
+            if session.sharer == conn:
+                session.sharer = None
+                session.away_since = now
+                for vconn in session.viewers.values():
+                    self.actions.append(Send(vconn, encode_frame(FrameKind.SHARER_AWAY)))
+        elif session.viewers.get(state.viewer_id) == conn:
+            del session.viewers[state.viewer_id]
+            session.admitted.pop(state.viewer_id, None)
+            session.joined_at.pop(state.viewer_id, None)
+            if session.sharer is not None:
+                self.actions.append(Send(session.sharer, encode_frame(FrameKind.VIEWER_LEFT, viewer_id=state.viewer_id)))
+
+    def tick(self, now: float) -> None:
+        """Expire sessions whose sharer stayed away and viewers stuck in the handshake."""
+        for session in list(self.sessions.values()):
+            if session.away_since is not None and now - session.away_since >= self.limits.resume_grace:
+                self._end(session, "the sharer did not come back")
+                continue
+            for vid, joined in list(session.joined_at.items()):
+                if vid not in session.admitted and now - joined >= self.limits.handshake_timeout:
+                    session.joined_at.pop(vid)
+                    self.actions.append(Close(session.viewers[vid], CloseCode.TIMEOUT, "the sharer did not answer the handshake"))
+
+    # -- frames -----------------------------------------------------------------------------------
+    def received(self, conn: int, data: bytes, now: float) -> None:
+        state = self._conns.get(conn)
+        if state is None:
+            return
+        try:
+            header = parse_header(data)
+        except FrameError as exc:
+            code = CloseCode.TOO_LARGE if "MAX_FRAME" in str(exc) else CloseCode.BAD_FRAME
+            return self._drop_conn(conn, code, str(exc))
+        if state.is_sharer:
+            self._from_sharer(conn, state, header, data, now)
+        else:
+            self._from_viewer(conn, state, header, data)
+
+    def _from_sharer(self, conn: int, state: _Conn, header: Header, data: bytes, now: float) -> None:
+        kind = header.kind
+        if not state.registered:
+            if kind is not FrameKind.REGISTER:
+                return self._drop_conn(conn, CloseCode.BAD_FRAME, "a sharer must REGISTER first")
+            return self._register(conn, state, data[-32:], now)
+        session = self.sessions.get(state.sid)
+        if session is None or session.sharer != conn:
+            return  # superseded by a newer connection of the same owner
+        session.frames += 1
+        session.bytes += len(data)
+        if kind is FrameKind.GROUP:
+            if header.viewer_id != 0:
+                return self._drop_conn(conn, CloseCode.BAD_FRAME, "GROUP frames carry viewer id 0")
+            for vconn in session.admitted.values():
+                self.actions.append(Send(vconn, data, droppable=True))
+        elif kind is FrameKind.DIRECT or kind is FrameKind.WELCOME or kind is FrameKind.REJECT:
+            vconn = session.viewers.get(header.viewer_id)
+            if vconn is None:
+                return  # the viewer just left
+            self.actions.append(Send(vconn, data))
+            if kind is FrameKind.WELCOME:
+                session.admitted[header.viewer_id] = vconn
+            elif kind is FrameKind.REJECT:
+                reason = _REJECT_TEXT.get(data[-1], "rejected by the sharer")
+                self.actions.append(Close(vconn, CloseCode.REJECTED, reason))
+        elif kind is FrameKind.END:
+            self._end(session, "the sharer ended the session")
+        else:
+            self._drop_conn(conn, CloseCode.BAD_FRAME, f"a sharer may not send {kind.name}")
+
+    def _register(self, conn: int, state: _Conn, token: bytes, now: float) -> None:
+        session = self.sessions.get(state.sid)
+        if session is None:
+            if len(self.sessions) >= self.limits.max_sessions:
+                return self._drop_conn(conn, CloseCode.LIMIT, "the relay is full: too many sessions")
+            session = self.sessions[state.sid] = _Session(state.sid, token, conn, now)
+        elif not hmac.compare_digest(session.owner_token, token):
+            return self._drop_conn(conn, CloseCode.SESSION_TAKEN, "this session id belongs to another sharer")
+        else:
+            if session.sharer is not None and session.sharer != conn:
+                old = session.sharer
+                self.actions.append(Close(old, CloseCode.SESSION_TAKEN, "replaced by a newer connection of the sharer"))
+            session.sharer = conn
+            session.away_since = None
+            for vconn in session.viewers.values():
+                self.actions.append(Send(vconn, encode_frame(FrameKind.SHARER_BACK)))
+        state.registered = True
+        ids = list(session.viewers)
+        body = struct.pack(f">I{len(ids)}I", len(ids), *ids)
+        self.actions.append(Send(conn, encode_frame(FrameKind.READY, body)))
+
+    def _from_viewer(self, conn: int, state: _Conn, header: Header, data: bytes) -> None:
+        kind = header.kind
+        if kind is not FrameKind.HELLO and kind is not FrameKind.UPSTREAM:
+            return self._drop_conn(conn, CloseCode.BAD_FRAME, f"a viewer may not send {kind.name}")
+        if header.viewer_id != state.viewer_id:
+            return self._drop_conn(conn, CloseCode.BAD_FRAME, "frame carries another viewer's id")
+        session = self.sessions.get(state.sid)
+        if session is None:
+            return
+        if kind is FrameKind.UPSTREAM and state.viewer_id not in session.admitted:
+            return self._drop_conn(conn, CloseCode.BAD_FRAME, "UPSTREAM before the handshake finished")
+        if session.sharer is not None:
+            self.actions.append(Send(session.sharer, data))
+
+    # -- endings ------------------------------------------------------------------------------------
+    def _end(self, session: _Session, reason: str) -> None:
+        del self.sessions[session.sid]
+        for vconn in session.viewers.values():
+            self.actions.append(Close(vconn, CloseCode.SESSION_ENDED, reason))
+        if session.sharer is not None:
+            self.actions.append(Close(session.sharer, CloseCode.NORMAL, reason))
+
+    def _refuse(self, conn: int, code: int, reason: str) -> None:
+        self.actions.append(Close(conn, code, reason))
+
+    def _drop_conn(self, conn: int, code: int, reason: str) -> None:
+        self.actions.append(Close(conn, code, reason))
