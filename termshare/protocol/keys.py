@@ -178,7 +178,7 @@ class RecvChain:
         if header.epoch == self.epoch and header.seq == self.seq:
             aead = self._aead
             chain = self._chain
-        elif header.epoch == self.epoch + 1 and header.seq == 0:
+        elif header.epoch == self.epoch + 1 and header.seq == 0 and self.seq == REKEY_FRAMES:
             chain = next_chain_key(self._chain, self._sid)
             aead = AESGCM(traffic_key(chain, self._sid))
         else:

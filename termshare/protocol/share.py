@@ -154,6 +154,12 @@ class ShareProtocol:
     def send_resize(self, cols: int, rows: int) -> None:
         self._broadcast(ResizeMessage(cols, rows))
 
+    def resync_all(self) -> None:
+        """Send every viewer a SNAPSHOT: after the driver skipped output it could not send (§6.2)."""
+        if self.state is ShareState.LIVE:
+            for vid, channel in self._channels.items():
+                self._send_snapshot(vid, channel)
+
     def remove_viewer(self, viewer_id: int) -> None:
         channel = self._channels.get(viewer_id)
         if channel is None:

@@ -1,0 +1,176 @@
+"""The `termshare` command line: serve, share, join."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .protocol.errors import TermshareError
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _version() -> str:
+    from .relay.web import WEB_DIR
+
+    manifest = WEB_DIR / "manifest.json"
+    web = "web app: not built"
+    if manifest.is_file():
+        import hashlib
+
+        web = f"web app manifest sha256 {hashlib.sha256(manifest.read_bytes()).hexdigest()}"
+    return f"termshare {__version__} (protocol 1; {web})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="termshare", description="End-to-end encrypted terminal sharing.")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run a blind relay", description="Run a relay: it routes ciphertext and never sees a key.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--certfile", help="TLS certificate (PEM); serve https/wss")
+    serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    serve.add_argument("--max-sessions", type=_positive, default=10_000, help="sessions at once (default 10000)")
+    serve.add_argument("--max-viewers", type=_positive, default=500, help="viewers per session (default 500)")
+    serve.add_argument("--max-per-ip", type=_positive, default=200, help="open connections per client address (default 200)")
+    serve.add_argument("--trust-proxy", action="store_true", help="take client addresses from X-Forwarded-For (behind nginx)")
+
+    share = sub.add_parser("share", help="share this terminal", description="Share a new shell (or --cmd) through a relay.")
+    share.add_argument("--cmd", help="command to share instead of $SHELL (a shell-style string)")
+    share.add_argument("--read-only", action="store_true", help="print only a read-only link; input is refused cryptographically")
+    share.add_argument("--relay", help="relay URL, e.g. https://relay.example/termshare/ (default: an embedded relay on 127.0.0.1)")
+    share.add_argument("--host", help="relay host (with --port, instead of --relay; plain http)")
+    share.add_argument("--port", type=_port, help="relay port")
+    share.add_argument("--cafile", help="trust this CA certificate (PEM) for the relay's TLS")
+    share.add_argument("--open-browser", action="store_true", help="open the read-only link in a browser")
+    share.add_argument("--qr", action="store_true", help="print the link as a QR code")
+    share.add_argument("--json", action="store_true", help="print one JSON object per event on stdout (no terminal mirror)")
+
+    join = sub.add_parser("join", help="watch a shared terminal here", description="Join a session from this terminal. Ctrl-] leaves.")
+    join.add_argument("url", help="a termshare link (quote it: it contains '#')")
+    join.add_argument("--read-only", action="store_true", help="never type, even with a read-write link")
+    join.add_argument("--record", metavar="FILE", help="write an asciicast v2 recording (asciinema play FILE)")
+    join.add_argument("--cafile", help="trust this CA certificate (PEM) for the relay's TLS")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"serve": _serve, "share": _share, "join": _join}[args.command](args)
+    except (TermshareError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"termshare: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if bool(args.certfile) != bool(args.keyfile):
+        raise TermshareError("--certfile and --keyfile go together")
+    for path in (args.certfile, args.keyfile):
+        if path and not os.path.isfile(path):
+            raise TermshareError(f"no such file: {path}")
+    import uvicorn
+
+    from .protocol.router import Limits
+    from .relay.app import RelayConfig
+    from .relay.server import bind, uvicorn_config
+
+    limits = Limits(max_sessions=args.max_sessions, max_viewers=args.max_viewers, max_per_ip=args.max_per_ip)
+    config = uvicorn_config(RelayConfig(limits=limits, trust_proxy=args.trust_proxy), args.certfile, args.keyfile)
+    sock = bind(args.host, args.port)
+    scheme = "https" if args.certfile else "http"
+    print(f"termshare relay on {scheme}://{args.host}:{sock.getsockname()[1]} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except (ValueError, OSError) as exc:  # e.g. an unreadable certificate
+        raise TermshareError(f"cannot start the relay: {exc}") from None
+    return 0
+
+
+def _share(args: argparse.Namespace) -> int:
+    from .net import relay_base, ssl_context
+    from .share.session import ShareOptions, ShareSession
+
+    if args.relay and (args.host or args.port):
+        raise TermshareError("give either --relay or --host/--port, not both")
+    try:
+        argv = shlex.split(args.cmd) if args.cmd else [os.environ.get("SHELL") or "/bin/sh"]
+    except ValueError as exc:
+        raise TermshareError(f"cannot parse --cmd: {exc}") from None
+    if not argv:
+        raise TermshareError("--cmd is empty")
+    embedded = args.relay is None and args.host is None and args.port is None
+
+    async def run() -> int:
+        relay = None
+        if embedded:
+            from .relay.server import EmbeddedRelay
+
+            relay = EmbeddedRelay("127.0.0.1", 0)
+            await relay.start()
+            base = f"http://127.0.0.1:{relay.port}"
+        else:
+            base = relay_base(args.relay, args.host, args.port)
+        opts = ShareOptions(argv=argv, base=base, read_only=args.read_only, cafile=args.cafile,
+                            ssl_context=ssl_context(base, args.cafile), json=args.json, qr=args.qr,
+                            open_browser=args.open_browser, embedded=embedded)
+        try:
+            return await ShareSession(opts).run()
+        finally:
+            if relay is not None:
+                await relay.stop()
+
+    return asyncio.run(run())
+
+
+def _join(args: argparse.Namespace) -> int:
+    from .net import ssl_context
+    from .protocol.link import parse_link
+    from .viewer.session import JoinOptions, JoinSession, as_read_only
+
+    link = parse_link(args.url)
+    if args.read_only:
+        link = as_read_only(link)
+    try:
+        opts = JoinOptions(link=link, ssl_context=ssl_context(link.base, args.cafile), record=args.record)
+    except OSError as exc:
+        raise TermshareError(f"cannot write the recording: {exc}") from None
+    status, message = asyncio.run(JoinSession(opts).run())
+    if message:
+        print(f"termshare: {message}", file=sys.stderr)
+    return status

@@ -1,0 +1,68 @@
+"""A bounded per-connection send queue: sending to one client never waits on another.
+
+GROUP frames are droppable: a viewer that falls behind by more than `soft_cap` bytes skips them,
+sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2). Frames that must not be
+dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is closed 4508.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Final
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..protocol.wire import CloseCode
+
+SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection before skipping GROUP
+HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
+
+
+class Outbox:
+    __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap")
+
+    def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP) -> None:
+        self._ws = ws
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self.dropped = 0
+        self.soft_cap = soft_cap
+        self.hard_cap = hard_cap
+        self.task: asyncio.Task[None] | None = None
+
+    def send(self, data: bytes, droppable: bool) -> None:
+        if self._close is not None:
+            return
+        if droppable and self._queued + len(data) > self.soft_cap:
+            self.dropped += 1
+            return
+        if self._queued + len(data) > self.hard_cap:
+            self.close(CloseCode.TOO_SLOW, "too slow: the relay's queue for this viewer overflowed")
+            return
+        self._queue.append(data)
+        self._queued += len(data)
+        self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+            self._wake.set()
+
+    async def run(self) -> None:
+        ws = self._ws
+        try:
+            while True:
+                while self._queue:
+                    data = self._queue.popleft()
+                    self._queued -= len(data)
+                    await ws.send_bytes(data)
+                if self._close is not None:
+                    await ws.close(self._close[0], self._close[1][:120])
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return

@@ -1,0 +1,1 @@
+"""`termshare share`: a PTY mirrored in the user's terminal and streamed, encrypted, to a relay."""

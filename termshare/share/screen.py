@@ -1,0 +1,119 @@
+"""The sharer's screen model, for late joiners and resyncs (docs/PROTOCOL.md §5.3 SNAPSHOT).
+
+pyte is a pure-Python emulator: measured here at about 0.4 MB/s, against hundreds of MB/s of PTY
+output, so it must never sit on the output path. `feed()` only appends to a bounded backlog; the
+backlog is parsed when the session is idle (`catch_up`) or when a snapshot is needed. If output
+outruns the backlog cap (a `cat` of a big file), the emulator restarts from the most recent bytes,
+which for streaming output is exactly what the screen shows.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyte
+
+BACKLOG_CAP: Final = 256 * 1024  # bytes kept unparsed before the emulator restarts from the tail
+RESTART_TAIL: Final = 32 * 1024  # bytes replayed into a restarted emulator
+SLICE: Final = 4 * 1024  # bytes parsed per idle step, so the event loop never stalls
+
+_COLORS: Final = {"black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4, "magenta": 5, "cyan": 6, "white": 7}
+_BRIGHT: Final = {"bright" + name: code for name, code in _COLORS.items()}
+# Private modes worth carrying to a late joiner: cursor keys, mouse reporting, bracketed paste.
+_PRIVATE_MODES: Final = (1, 1000, 1002, 1003, 1005, 1006, 2004)
+
+
+def _color(value: str, base: int) -> list[str]:
+    if value == "default":
+        return []
+    if value in _COLORS:
+        return [str(base + _COLORS[value])]
+    if value in _BRIGHT:
+        return [str(base + 60 + _BRIGHT[value])]
+    if len(value) == 6:
+        try:
+            r, g, b = int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+        except ValueError:
+            return []
+        return [str(base + 8), "2", str(r), str(g), str(b)]
+    return []
+
+
+def _sgr(char: pyte.screens.Char) -> str:
+    params = ["0"]
+    if char.bold:
+        params.append("1")
+    if char.italics:
+        params.append("3")
+    if char.underscore:
+        params.append("4")
+    if char.blink:
+        params.append("5")
+    if char.reverse:
+        params.append("7")
+    if char.strikethrough:
+        params.append("9")
+    params += _color(char.fg, 30) + _color(char.bg, 40)
+    return "\x1b[" + ";".join(params) + "m"
+
+
+class Screen:
+    def __init__(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        self._backlog = bytearray()
+        self._new_emulator()
+
+    def _new_emulator(self) -> None:
+        self._screen = pyte.Screen(self.cols, self.rows)
+        self._stream = pyte.ByteStream(self._screen)
+
+    def feed(self, data: bytes) -> None:
+        self._backlog += data
+        if len(self._backlog) > BACKLOG_CAP:
+            del self._backlog[:-RESTART_TAIL]
+            self._new_emulator()
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.catch_up()
+        self.cols, self.rows = cols, rows
+        self._screen.resize(rows, cols)
+
+    @property
+    def behind(self) -> bool:
+        return bool(self._backlog)
+
+    def catch_up(self, limit: int | None = None) -> None:
+        """Parse up to `limit` backlog bytes (all when None)."""
+        if not self._backlog:
+            return
+        n = len(self._backlog) if limit is None else min(limit, len(self._backlog))
+        chunk = bytes(self._backlog[:n])
+        del self._backlog[:n]
+        self._stream.feed(chunk)
+
+    def snapshot(self) -> tuple[int, int, bytes]:
+        """(cols, rows, bytes that repaint this screen on a freshly reset terminal)."""
+        self.catch_up()
+        screen = self._screen
+        out = ["\x1b[0m\x1b[H\x1b[2J"]
+        for y in range(screen.lines):
+            line = screen.buffer[y]
+            out.append(f"\x1b[{y + 1};1H")
+            last = ""
+            text_end = max((x + 1 for x, ch in line.items() if ch.data not in (" ", "") or ch.bg != "default" or ch.reverse), default=0)
+            for x in range(min(text_end, screen.columns)):
+                char = line[x]
+                sgr = _sgr(char)
+                if sgr != last:
+                    out.append(sgr)
+                    last = sgr
+                out.append(char.data)
+            out.append("\x1b[0m")
+        modes = screen.mode
+        for mode in _PRIVATE_MODES:
+            if (mode << 5) in modes:
+                out.append(f"\x1b[?{mode}h")
+        out.append(f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H")
+        if screen.cursor.hidden:
+            out.append("\x1b[?25l")
+        return screen.columns, screen.lines, "".join(out).encode("utf-8", "replace")

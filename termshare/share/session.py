@@ -1,0 +1,437 @@
+"""The `share` driver: PTY <-> user's terminal, PTY -> ShareProtocol -> relay, relay input -> PTY.
+
+Theory of operation
+-------------------
+Everything runs on one asyncio loop. The PTY is read with a non-blocking reader callback; each
+read goes at once to the user's terminal (which is never slowed by the network), to the lazy
+screen model, and to a pending buffer that is sealed into GROUP frames: immediately when the
+output follows a quiet period (a keystroke echo is never delayed), otherwise after COALESCE so bulk
+output travels in large frames. The relay connection reconnects with backoff and jitter and resumes
+the session under the same links (docs/PROTOCOL.md §8). The terminal is restored on every path
+out of `run()`, and the child gets SIGHUP when sharing stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import random
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
+
+from ..protocol import events as ev
+from ..protocol.errors import TermshareError
+from ..protocol.share import ShareProtocol, ShareState
+from ..protocol.wire import MAX_FRAME, MAX_OUTPUT, CloseCode
+from ..net import websocket_url
+from .pty import exit_status, get_size, hang_up, raw_terminal, set_size, spawn
+from .screen import SLICE, Screen
+from .sender import Sender
+
+COALESCE: Final = 0.002  # seconds to gather bulk output into one frame
+QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
+IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
+FATAL_CLOSES: Final = {
+    CloseCode.SESSION_TAKEN: "the relay says this session id belongs to someone else",
+    CloseCode.TOKEN_REQUIRED: "the relay requires a sharer token",
+    CloseCode.LIMIT: "the relay refused: a limit was reached",
+    CloseCode.BAD_FRAME: "the relay refused our frames (a version mismatch?)",
+}
+
+
+class ShareError(TermshareError):
+    pass
+
+
+@dataclass
+class ShareOptions:
+    argv: list[str]
+    base: str
+    read_only: bool = False
+    cafile: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    json: bool = False
+    qr: bool = False
+    open_browser: bool = False
+    embedded: bool = False
+
+
+class ShareSession:
+    def __init__(self, opts: ShareOptions, in_fd: int = 0, out_fd: int = 1) -> None:
+        self.opts = opts
+        self.in_fd, self.out_fd = in_fd, out_fd
+        self.mirror = not opts.json  # in --json mode stdout carries events, not the terminal
+        cols, rows = get_size(in_fd) or get_size(out_fd) or (80, 24)
+        self.screen = Screen(cols, rows)
+        self.protocol = ShareProtocol(
+            rng=os.urandom, clock=time.monotonic, screen=self.screen.snapshot, read_only=opts.read_only
+        )
+        self.sender = Sender(self._on_drained)
+        self._pending = bytearray()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._last_output = 0.0
+        self._skipped = False
+        self._to_child = bytearray()
+        self._pid = 0
+        self._master = -1
+        self._ws: ClientConnection | None = None
+        self._done: asyncio.Future[int] | None = None
+        self._fatal: str | None = None
+        self._connected_once = asyncio.Event()
+
+    # -- links and messages -------------------------------------------------------------------
+    @property
+    def links(self) -> dict[str, str | None]:
+        return {
+            "read_write": self.protocol.read_write_link(self.opts.base),
+            "read_only": self.protocol.read_only_link(self.opts.base),
+        }
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.opts.json:
+            line = json.dumps({"event": event, **fields}) + "\n"
+            os.write(self.out_fd, line.encode())
+
+    def banner(self) -> str:
+        links = self.links
+        name = os.path.basename(self.opts.argv[0])
+        where = (f"embedded relay on {self.opts.base}, reachable from this machine only"
+                 if self.opts.embedded else f"relay {self.opts.base}")
+        lines = [f"termshare: sharing {name} through the {where}"]
+        if links["read_write"]:
+            lines.append(f"  read-write link: {links['read_write']}")
+        lines.append(f"  read-only link:  {links['read_only']}")
+        lines.append(f"  session {self.protocol.sid}; the key after '#' never reaches the relay.")
+        lines.append("  Viewers are counted in this terminal's title. Exit the shell to stop sharing.")
+        if self.opts.qr:
+            lines.append(_qr(links["read_only"] if self.opts.read_only or not links["read_write"] else links["read_write"]))
+        return "\n".join(lines) + "\n"
+
+    def _title(self) -> None:
+        if self.mirror and os.isatty(self.out_fd):
+            count = self.protocol.viewer_count
+            away = " (relay connection lost, retrying)" if self.protocol.state is ShareState.AWAY else ""
+            title = f"termshare: {count} viewer{'s' if count != 1 else ''}{away}"
+            self._write_local(f"\x1b]2;{title}\x07".encode())
+
+    # -- main ---------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        conn_task = asyncio.create_task(self._connection_loop())
+        first = asyncio.create_task(self._connected_once.wait())
+        await asyncio.wait({conn_task, first}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._connected_once.is_set():
+            first.cancel()
+            raise ShareError(self._fatal or "could not reach the relay")
+        links = self.links
+        if self.opts.json:
+            self._emit("links", session=self.protocol.sid, relay=self.opts.base, **links)
+        else:
+            os.write(self.out_fd, self.banner().encode())
+        if self.opts.open_browser:
+            import webbrowser
+
+            webbrowser.open(links["read_only"] or "")
+        env = dict(os.environ, TERMSHARE_SESSION=self.protocol.sid)
+        env.setdefault("TERM", "xterm-256color")
+        self._pid, self._master = spawn(self.opts.argv, self.screen.cols, self.screen.rows, env)
+        status = 1
+        try:
+            with raw_terminal(self.in_fd) if self.mirror else contextlib.nullcontext():
+                self._install(loop)
+                self._title()
+                status = await self._done
+        finally:
+            self._uninstall(loop)
+            await self._finish(status, conn_task)
+        return status
+
+    def _install(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_reader(self._master, self._on_pty)
+        with contextlib.suppress(OSError, ValueError):
+            loop.add_reader(self.in_fd, self._on_stdin)
+        loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop, 128 + sig)
+        self._watch_child(loop)
+
+    def _uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        for fd in (self._master, self.in_fd):
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
+        with contextlib.suppress(Exception):
+            loop.remove_writer(self._master)
+        for sig in (signal.SIGWINCH, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    def _watch_child(self, loop: asyncio.AbstractEventLoop) -> None:
+        pidfd = os.pidfd_open(self._pid)
+
+        def exited() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            _, wait_status = os.waitpid(self._pid, 0)
+            self._pid = 0
+            self._drain_pty()
+            self._stop(exit_status(wait_status))
+
+        loop.add_reader(pidfd, exited)
+
+    def _stop(self, status: int) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(status)
+
+    async def _finish(self, status: int, conn_task: asyncio.Task[None]) -> None:
+        if self._pid:
+            hang_up(self._pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._pid, 0)
+        self._flush()
+        if self.protocol.state is not ShareState.ENDED:
+            self.protocol.end(status)
+            self._pump()
+        if self._ws is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.sender.drained(), 3)
+        conn_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await conn_task
+        if self._master >= 0:
+            os.close(self._master)
+        if self.mirror and os.isatty(self.out_fd):
+            self._write_local(b"\x1b]2;\x07")
+        self._emit("ended", exit_status=status)
+
+    # -- terminal I/O ---------------------------------------------------------------------------
+    def _write_local(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.out_fd, view)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # the user's terminal went away; the share goes on
+            view = view[written:]
+
+    def _on_pty(self) -> None:
+        try:
+            data = os.read(self._master, MAX_OUTPUT)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self._master)
+            return
+        self._output(data)
+
+    def _drain_pty(self) -> None:
+        while True:
+            try:
+                data = os.read(self._master, MAX_OUTPUT)
+            except OSError:
+                return
+            if not data:
+                return
+            self._output(data)
+
+    def _output(self, data: bytes) -> None:
+        if self.mirror:
+            self._write_local(data)
+        self.screen.feed(data)
+        self._pending += data
+        now = time.monotonic()
+        quiet = now - self._last_output > QUIET
+        self._last_output = now
+        if quiet or len(self._pending) >= MAX_OUTPUT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(COALESCE, self._flush)
+        self._schedule_idle_parse()
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._pending:
+            return
+        if self.sender.backlogged or self.protocol.state is not ShareState.LIVE:
+            self._skipped = self.protocol.state is ShareState.LIVE
+            self._pending.clear()  # viewers get a snapshot instead (resync_all / resume)
+            return
+        self.protocol.send_output(bytes(self._pending))
+        self._pending.clear()
+        self._pump()
+
+    def _schedule_idle_parse(self) -> None:
+        if self._idle_handle is None:
+            self._idle_handle = asyncio.get_running_loop().call_later(IDLE_PARSE, self._idle_parse)
+
+    def _idle_parse(self) -> None:
+        self._idle_handle = None
+        if time.monotonic() - self._last_output < IDLE_PARSE:
+            self._schedule_idle_parse()
+            return
+        self.screen.catch_up(SLICE)
+        if self.screen.behind:
+            self._idle_handle = asyncio.get_running_loop().call_soon(self._idle_parse)  # type: ignore[assignment]
+
+    def _on_stdin(self) -> None:
+        try:
+            data = os.read(self.in_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.in_fd)
+            return
+        self._type(data)
+
+    def _type(self, data: bytes) -> None:
+        self._to_child += data
+        self._write_child()
+
+    def _write_child(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            written = os.write(self._master, self._to_child)
+            del self._to_child[:written]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._to_child.clear()
+        if self._to_child:
+            loop.add_writer(self._master, self._write_child)
+        else:
+            with contextlib.suppress(Exception):
+                loop.remove_writer(self._master)
+
+    def _on_winch(self) -> None:
+        size = get_size(self.in_fd) or get_size(self.out_fd)
+        if size is None or size == (self.screen.cols, self.screen.rows):
+            return
+        cols, rows = size
+        set_size(self._master, cols, rows)
+        self.screen.resize(cols, rows)
+        self._flush()
+        if self.protocol.state is ShareState.LIVE:
+            self.protocol.send_resize(cols, rows)
+            self._pump()
+
+    # -- relay connection -------------------------------------------------------------------------
+    def _pump(self) -> None:
+        self.sender.push(self.protocol.frames_to_send())
+        for event in self.protocol.events_received():
+            self._on_event(event)
+
+    def _on_drained(self) -> None:
+        if self._skipped:
+            self._skipped = False
+            self.protocol.resync_all()
+            self._pump()
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, ev.Input):
+            self._type(event.data)
+        elif isinstance(event, ev.ViewerJoined):
+            self._emit("viewer_joined", viewer_id=event.viewer_id, can_write=event.can_write,
+                       viewers=self.protocol.viewer_count)
+            self._title()
+        elif isinstance(event, ev.ViewerLeft | ev.ViewerRejected):
+            self._emit("viewer_left", viewer_id=event.viewer_id, viewers=self.protocol.viewer_count)
+            self._title()
+        elif isinstance(event, ev.Registered) and event.resumed:
+            self._emit("reconnected")
+            self._title()
+
+    async def _connection_loop(self) -> None:
+        url = websocket_url(self.opts.base, "share", self.protocol.sid)
+        delay = 0.25
+        while self.protocol.state is not ShareState.ENDED:
+            writer: asyncio.Task[None] | None = None
+            ws: ClientConnection | None = None
+            try:
+                async with connect(url, ssl=self.opts.ssl_context, max_size=MAX_FRAME, open_timeout=10,
+                                   ping_interval=15, ping_timeout=15, compression=None,
+                                   write_limit=256 * 1024) as ws:
+                    self._ws = ws
+                    self.protocol.connect()
+                    self._pump()
+                    writer = asyncio.create_task(self.sender.run(ws))
+                    async for message in ws:
+                        if isinstance(message, bytes):
+                            self.protocol.receive_frame(message)
+                            if self.protocol.state is ShareState.LIVE:
+                                self._connected_once.set()
+                                delay = 0.25
+                            self._pump()
+                            if self.protocol.close_code is not None:
+                                break
+            except ConnectionClosed:
+                pass
+            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
+                if not self._connected_once.is_set():
+                    self._fatal = f"cannot reach the relay at {self.opts.base}: {_describe(exc)}"
+                    return
+            finally:
+                if writer is not None:
+                    writer.cancel()
+                self._ws = None
+            code = ws.close_code if ws is not None else None
+            if code in FATAL_CLOSES:
+                self._fatal = FATAL_CLOSES[CloseCode(code)]
+                if not self._connected_once.is_set():
+                    return
+                self._stop_with_message(self._fatal)
+                return
+            if self.protocol.state is ShareState.ENDED:
+                return
+            self.protocol.connection_lost()
+            self.sender.reset()
+            self._title()
+            if not self._connected_once.is_set():
+                self._fatal = f"the relay at {self.opts.base} closed the connection (code {code})"
+                return
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 8.0)
+
+    def _stop_with_message(self, message: str) -> None:
+        self._write_local(f"\r\ntermshare: {message}; sharing stopped, the shell keeps running.\r\n".encode())
+        self._emit("error", message=message)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({exc.verify_message}); use --cafile for a private CA"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is `termshare serve` running there?)"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, -2, -3, -5):
+        return "unknown host"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _qr(url: str | None) -> str:
+    import io
+
+    import segno
+
+    out = io.StringIO()
+    segno.make(url or "", error="l").terminal(out=out, compact=True)
+    return out.getvalue()
+
+
