@@ -1,0 +1,96 @@
+"""Real termshare processes for tests: a relay on a free port, a headless sharer, a piped viewer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+FACTOR = float(os.environ.get("TERMSHARE_TEST_TIMEOUT_FACTOR", "1"))
+ROOT = Path(__file__).parents[1]
+
+
+def timeout(seconds: float) -> float:
+    return seconds * FACTOR
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", SHELL="/bin/bash")
+    e.pop("TERMSHARE_DEBUG", None)
+    return e
+
+
+def termshare(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "termshare", *args], env=env(), start_new_session=True, **kwargs)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout(5))
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def read_until(stream: IO[bytes], pattern: bytes, seconds: float) -> bytes:
+    """Read from a pipe until `pattern` (a regex) matches what was read; AssertionError on timeout."""
+    buf = b""
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout(seconds)
+    fd = stream.fileno()
+    try:
+        while not re.search(pattern, buf):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                raise AssertionError(f"timed out waiting for {pattern!r}; got {buf[-2000:]!r}")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(f"stream closed before {pattern!r}; got {buf[-2000:]!r}")
+            buf += chunk
+    finally:
+        sel.close()
+    return buf
+
+
+class Relay:
+    def __init__(self, *extra: str) -> None:
+        self.proc = termshare("serve", "--port", "0", *extra, stderr=subprocess.PIPE)
+        assert self.proc.stderr is not None
+        line = read_until(self.proc.stderr, rb"relay on \S+:(\d+)", 15)
+        match = re.search(rb"relay on (\S+):(\d+)", line)
+        assert match
+        self.port = int(match[2])
+        self.url = f"{match[1].decode()}:{self.port}"
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+class HeadlessShare:
+    """`termshare share --json`: events on stdout, no terminal mirror."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = termshare("share", "--json", *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = read_until(self.proc.stdout, rb"\n", 20)
+        self.links = json.loads(line.splitlines()[0])
+        assert self.links["event"] == "links", self.links
+
+    def close(self) -> None:
+        stop(self.proc)
