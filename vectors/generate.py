@@ -21,8 +21,18 @@ from termshare.protocol import keys, wire
 from termshare.protocol.envelope import encode_frame, make_header
 from termshare.protocol.link import b64u_encode, parse_link
 from termshare.protocol.messages import (
-    ByeMessage, InputMessage, OutputMessage, PingMessage, PongMessage, RekeyMessage, RemovedMessage,
-    ResizeMessage, ResyncMessage, SnapshotMessage, ViewersMessage, encode_message,
+    ByeMessage,
+    InputMessage,
+    OutputMessage,
+    PingMessage,
+    PongMessage,
+    RekeyMessage,
+    RemovedMessage,
+    ResizeMessage,
+    ResyncMessage,
+    SnapshotMessage,
+    ViewersMessage,
+    encode_message,
 )
 from termshare.protocol.share import ShareProtocol
 from termshare.protocol.viewer import ViewerProtocol
@@ -108,8 +118,8 @@ def key_schedule() -> list[dict[str, Any]]:
         psk_ro = keys.derive_psk(Role.READ_ONLY, ro, SID)
         psk = psk_rw if role is Role.READ_WRITE else psk_ro
         ev_priv, es_priv, vid = bytes([0x20 + i for i in range(32)]), bytes([0x60 + i for i in range(32)]), 7
-        evk, ev_pub = keys.new_x25519(lambda n: ev_priv)
-        esk, es_pub = keys.new_x25519(lambda n: es_priv)
+        evk, ev_pub = keys.new_x25519(lambda n, k=ev_priv: k)
+        esk, es_pub = keys.new_x25519(lambda n, k=es_priv: k)
         header = make_header(FrameKind.HELLO, 49, vid)
         tag = keys.hello_tag(psk, SID, header.pack(), role, ev_pub)
         dh = keys.x25519(esk, ev_pub)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Final, Union
+from typing import Final
 
 from .errors import MessageError
 from .wire import KEY_SIZE, MAX_INPUT, MAX_OUTPUT, MAX_TERM_SIZE, FrameKind, MessageType
@@ -79,10 +79,10 @@ class WelcomeMessage:
     group_key: bytes
 
 
-Message = Union[
-    OutputMessage, ResizeMessage, ViewersMessage, ByeMessage, SnapshotMessage, RekeyMessage,
-    RemovedMessage, PongMessage, InputMessage, ResyncMessage, PingMessage,
-]
+Message = (
+    OutputMessage | ResizeMessage | ViewersMessage | ByeMessage | SnapshotMessage | RekeyMessage
+    | RemovedMessage | PongMessage | InputMessage | ResyncMessage | PingMessage
+)
 
 _CARRIER: Final = {
     MessageType.OUTPUT: FrameKind.GROUP,

@@ -182,8 +182,8 @@ class Router:
         if kind is FrameKind.GROUP:
             if header.viewer_id != 0:
                 return self._drop_conn(conn, CloseCode.BAD_FRAME, "GROUP frames carry viewer id 0")
-            for vconn in session.admitted.values():
-                self.actions.append(Send(vconn, data, droppable=True))
+            for admitted in session.admitted.values():
+                self.actions.append(Send(admitted, data, droppable=True))
         elif kind is FrameKind.DIRECT or kind is FrameKind.WELCOME or kind is FrameKind.REJECT:
             vconn = session.viewers.get(header.viewer_id)
             if vconn is None:

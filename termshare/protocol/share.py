@@ -30,18 +30,52 @@ from . import events as ev
 from .envelope import Frame, make_header, parse_frame
 from .errors import FrameError, InvalidState, ProtocolError
 from .keys import (
-    RecvChain, Rng, SendChain, SessionKeys, channel_chain_keys, check_hello_tag, derive_ro_secret,
-    group_signed_data, new_ed25519, new_x25519, nonce, x25519,
+    RecvChain,
+    Rng,
+    SendChain,
+    SessionKeys,
+    channel_chain_keys,
+    check_hello_tag,
+    derive_ro_secret,
+    group_signed_data,
+    new_ed25519,
+    new_x25519,
+    nonce,
+    x25519,
 )
 from .link import b64u_encode, format_link
 from .messages import (
-    ByeMessage, InputMessage, Message, OutputMessage, PingMessage, PongMessage, RekeyMessage,
-    RemovedMessage, ResizeMessage, ResyncMessage, SnapshotMessage, ViewersMessage, WelcomeMessage,
-    decode_message, encode_message, encode_welcome,
+    ByeMessage,
+    InputMessage,
+    Message,
+    OutputMessage,
+    PingMessage,
+    PongMessage,
+    RekeyMessage,
+    RemovedMessage,
+    ResizeMessage,
+    ResyncMessage,
+    SnapshotMessage,
+    ViewersMessage,
+    WelcomeMessage,
+    decode_message,
+    encode_message,
+    encode_welcome,
 )
 from .wire import (
-    HEADER_SIZE, KEY_SIZE, MAX_FRAME, MAX_OUTPUT, OWNER_TOKEN_SIZE, REKEY_FRAMES, REKEY_SECONDS,
-    SECRET_SIZE, SIG_SIZE, TAG_SIZE, FrameKind, RejectReason, Role,
+    HEADER_SIZE,
+    KEY_SIZE,
+    MAX_FRAME,
+    MAX_OUTPUT,
+    OWNER_TOKEN_SIZE,
+    REKEY_FRAMES,
+    REKEY_SECONDS,
+    SECRET_SIZE,
+    SIG_SIZE,
+    TAG_SIZE,
+    FrameKind,
+    RejectReason,
+    Role,
 )
 
 Clock = Callable[[], float]

@@ -20,18 +20,42 @@ from __future__ import annotations
 
 from enum import Enum
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from . import events as ev
 from .envelope import Frame, Header, make_header, parse_frame
 from .errors import FrameError, HandshakeError, InvalidState, MessageError, ProtocolError
 from .keys import (
-    GroupKey, RecvChain, Rng, SendChain, SessionKeys, channel_chain_keys, group_signed_data,
-    hello_tag, new_x25519, open_group, verify_group_signature, x25519,
+    GroupKey,
+    RecvChain,
+    Rng,
+    SendChain,
+    SessionKeys,
+    channel_chain_keys,
+    group_signed_data,
+    hello_tag,
+    new_x25519,
+    open_group,
+    verify_group_signature,
+    x25519,
 )
 from .link import Link
 from .messages import (
-    ByeMessage, InputMessage, Message, OutputMessage, PingMessage, PongMessage, RekeyMessage,
-    RemovedMessage, ResizeMessage, ResyncMessage, SnapshotMessage, ViewersMessage, decode_message,
-    decode_welcome, encode_message,
+    ByeMessage,
+    InputMessage,
+    Message,
+    OutputMessage,
+    PingMessage,
+    PongMessage,
+    RekeyMessage,
+    RemovedMessage,
+    ResizeMessage,
+    ResyncMessage,
+    SnapshotMessage,
+    ViewersMessage,
+    decode_message,
+    decode_welcome,
+    encode_message,
 )
 from .wire import KEY_SIZE, MAX_INPUT, SIG_SIZE, TAG_SIZE, CloseCode, FrameKind, Role
 
@@ -61,7 +85,7 @@ class ViewerProtocol:
         self.failure: ProtocolError | None = None
         self._frames: list[bytes] = []
         self._events: list[ev.ViewerEvent] = []
-        self._ev_private = None
+        self._ev_private: X25519PrivateKey | None = None
         self._ev_public = b""
         self._send: SendChain | None = None
         self._recv: RecvChain | None = None

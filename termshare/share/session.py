@@ -28,11 +28,11 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
+from ..net import websocket_url
 from ..protocol import events as ev
 from ..protocol.errors import TermshareError
 from ..protocol.share import ShareProtocol, ShareState
 from ..protocol.wire import MAX_FRAME, MAX_OUTPUT, CloseCode
-from ..net import websocket_url
 from .pty import exit_status, get_size, hang_up, raw_terminal, set_size, spawn
 from .screen import SLICE, Screen
 from .sender import Sender
@@ -194,9 +194,7 @@ class ShareSession:
 
     async def _finish(self, status: int, conn_task: asyncio.Task[None]) -> None:
         if self._pid:
-            hang_up(self._pid)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._pid, 0)
+            await _reap(self._pid)
         self._flush()
         if self.protocol.state is not ShareState.ENDED:
             self.protocol.end(status)
@@ -382,7 +380,7 @@ class ShareSession:
                                 break
             except ConnectionClosed:
                 pass
-            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
+            except (TimeoutError, OSError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
                 if not self._connected_once.is_set():
                     self._fatal = f"cannot reach the relay at {self.opts.base}: {_describe(exc)}"
                     return
@@ -397,7 +395,7 @@ class ShareSession:
                     return
                 self._stop_with_message(self._fatal)
                 return
-            if self.protocol.state is ShareState.ENDED:
+            if self._ended():
                 return
             self.protocol.connection_lost()
             self.sender.reset()
@@ -408,9 +406,29 @@ class ShareSession:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
 
+    def _ended(self) -> bool:
+        return self.protocol.state is ShareState.ENDED  # changes under callbacks, hidden from narrowing
+
     def _stop_with_message(self, message: str) -> None:
         self._write_local(f"\r\ntermshare: {message}; sharing stopped, the shell keeps running.\r\n".encode())
         self._emit("error", message=message)
+
+
+async def _reap(pid: int) -> None:
+    """SIGHUP the child (as a closing terminal would), then SIGKILL it if it ignores that."""
+    hang_up(pid)
+    for _ in range(40):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _describe(exc: BaseException) -> str:

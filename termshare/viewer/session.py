@@ -225,7 +225,7 @@ class JoinSession:
                                 break
             except ConnectionClosed:
                 pass
-            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
+            except (TimeoutError, OSError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
                 error = str(exc) or type(exc).__name__
             finally:
                 self._ws = None

@@ -48,6 +48,8 @@ def free_port() -> int:
 
 
 def make_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    inputrc = home / ".inputrc"  # no bracketed-paste mode: command output then follows a plain CR LF
+    inputrc.write_text("set enable-bracketed-paste off\n")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -58,7 +60,7 @@ def make_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, st
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "HISTFILE": "/dev/null",
-        "INPUTRC": "/dev/null",
+        "INPUTRC": str(inputrc),
         "PYTHONPATH": str(REPO),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",

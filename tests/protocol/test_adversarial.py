@@ -6,8 +6,8 @@ import random
 
 from termshare.protocol import events as ev
 from termshare.protocol.envelope import encode_frame, parse_frame
-from termshare.protocol.viewer import ViewerState
 from termshare.protocol.link import parse_link
+from termshare.protocol.viewer import ViewerState
 from termshare.protocol.wire import FrameKind
 
 from .harness import SHARER, Net
