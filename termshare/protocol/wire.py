@@ -8,7 +8,7 @@ from typing import Final
 VERSION: Final = 1
 HEADER_SIZE: Final = 18  # bytes
 MAX_FRAME: Final = 1024 * 1024  # 1 MiB, header included
-MAX_OUTPUT: Final = 64 * 1024  # 64 KiB of terminal output per OUTPUT message
+MAX_OUTPUT: Final = 256 * 1024  # 256 KiB of terminal output per OUTPUT message
 MAX_INPUT: Final = 64 * 1024  # 64 KiB of keystrokes/paste per INPUT message
 MAX_TERM_SIZE: Final = 1000  # columns or rows
 REKEY_FRAMES: Final = 1 << 20  # frames per key

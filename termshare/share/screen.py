@@ -61,6 +61,7 @@ class Screen:
     def __init__(self, cols: int, rows: int) -> None:
         self.cols, self.rows = cols, rows
         self._backlog = bytearray()
+        self._stale = False
         self._new_emulator()
 
     def _new_emulator(self) -> None:
@@ -71,7 +72,7 @@ class Screen:
         self._backlog += data
         if len(self._backlog) > BACKLOG_CAP:
             del self._backlog[:-RESTART_TAIL]
-            self._new_emulator()
+            self._stale = True  # a fresh emulator is made when the backlog is parsed
 
     def resize(self, cols: int, rows: int) -> None:
         self.catch_up()
@@ -86,6 +87,9 @@ class Screen:
         """Parse up to `limit` backlog bytes (all when None)."""
         if not self._backlog:
             return
+        if self._stale:
+            self._stale = False
+            self._new_emulator()
         n = len(self._backlog) if limit is None else min(limit, len(self._backlog))
         chunk = bytes(self._backlog[:n])
         del self._backlog[:n]

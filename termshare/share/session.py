@@ -37,6 +37,7 @@ from .pty import exit_status, get_size, hang_up, raw_terminal, set_size, spawn
 from .screen import SLICE, Screen
 from .sender import Sender
 
+READ_BATCH: Final = 256 * 1024  # bytes drained from the PTY per loop iteration at most
 COALESCE: Final = 0.002  # seconds to gather bulk output into one frame
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
@@ -84,6 +85,7 @@ class ShareSession:
         self._to_child = bytearray()
         self._pid = 0
         self._master = -1
+        self._pidfd = -1
         self._ws: ClientConnection | None = None
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
@@ -167,6 +169,7 @@ class ShareSession:
         self._watch_child(loop)
 
     def _uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._close_pidfd(loop)
         for fd in (self._master, self.in_fd):
             with contextlib.suppress(Exception):
                 loop.remove_reader(fd)
@@ -176,17 +179,25 @@ class ShareSession:
             loop.remove_signal_handler(sig)
 
     def _watch_child(self, loop: asyncio.AbstractEventLoop) -> None:
-        pidfd = os.pidfd_open(self._pid)
+        self._pidfd = os.pidfd_open(self._pid)
 
         def exited() -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            _, wait_status = os.waitpid(self._pid, 0)
+            self._close_pidfd(loop)
+            try:
+                _, wait_status = os.waitpid(self._pid, 0)
+            except ChildProcessError:
+                return
             self._pid = 0
             self._drain_pty()
             self._stop(exit_status(wait_status))
 
-        loop.add_reader(pidfd, exited)
+        loop.add_reader(self._pidfd, exited)
+
+    def _close_pidfd(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._pidfd >= 0:
+            loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
 
     def _stop(self, status: int) -> None:
         if self._done is not None and not self._done.done():
@@ -224,16 +235,27 @@ class ShareSession:
             view = view[written:]
 
     def _on_pty(self) -> None:
-        try:
-            data = os.read(self._master, MAX_OUTPUT)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
+        # A PTY hands out at most a few KiB per read: drain what is there in one go, so the
+        # per-callback work below runs once per batch instead of once per read.
+        chunks: list[bytes] = []
+        size = 0
+        closed = False
+        while size < READ_BATCH:
+            try:
+                data = os.read(self._master, 65536)  # below malloc's mmap threshold: no mmap per read
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                closed = True
+                break
+            chunks.append(data)
+            size += len(data)
+        if chunks:
+            self._output(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+        if closed:
             asyncio.get_running_loop().remove_reader(self._master)
-            return
-        self._output(data)
 
     def _drain_pty(self) -> None:
         while True:

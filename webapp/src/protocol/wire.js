@@ -3,7 +3,7 @@
 export const VERSION = 1;
 export const HEADER_SIZE = 18; // bytes
 export const MAX_FRAME = 1024 * 1024; // 1 MiB, header included
-export const MAX_OUTPUT = 64 * 1024; // bytes of terminal output per OUTPUT message
+export const MAX_OUTPUT = 256 * 1024; // bytes of terminal output per OUTPUT message
 export const MAX_INPUT = 64 * 1024; // bytes of keystrokes/paste per INPUT message
 export const MAX_TERM_SIZE = 1000; // columns or rows
 export const REKEY_FRAMES = 1 << 20; // frames per key
