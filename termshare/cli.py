@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-viewers", type=_positive, default=500, help="viewers per session (default 500)")
     serve.add_argument("--max-per-ip", type=_positive, default=200, help="open connections per client address (default 200)")
     serve.add_argument("--trust-proxy", action="store_true", help="take client addresses from X-Forwarded-For (behind nginx)")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                       help="only browsers on this origin may connect (repeatable; default: any, since the relay holds no secrets)")
 
     share = sub.add_parser("share", help="share this terminal", description="Share a new shell (or --cmd) through a relay.")
     share.add_argument("--cmd", help="command to share instead of $SHELL (a shell-style string)")
@@ -112,7 +114,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .relay.server import bind, uvicorn_config
 
     limits = Limits(max_sessions=args.max_sessions, max_viewers=args.max_viewers, max_per_ip=args.max_per_ip)
-    config = uvicorn_config(RelayConfig(limits=limits, trust_proxy=args.trust_proxy), args.certfile, args.keyfile)
+    origins = frozenset(o.rstrip("/") for o in args.allowed_origin)
+    relay_config = RelayConfig(limits=limits, trust_proxy=args.trust_proxy, allowed_origins=origins)
+    config = uvicorn_config(relay_config, args.certfile, args.keyfile)
     sock = bind(args.host, args.port)
     scheme = "https" if args.certfile else "http"
     print(f"termshare relay on {scheme}://{args.host}:{sock.getsockname()[1]} (Ctrl-C stops)", file=sys.stderr, flush=True)

@@ -68,8 +68,8 @@ def read_until(stream: IO[bytes], pattern: bytes, seconds: float) -> bytes:
 
 
 class Relay:
-    def __init__(self, *extra: str) -> None:
-        self.proc = termshare("serve", "--port", "0", *extra, stderr=subprocess.PIPE)
+    def __init__(self, *extra: str, port: int = 0) -> None:
+        self.proc = termshare("serve", "--port", str(port), *extra, stderr=subprocess.PIPE)
         assert self.proc.stderr is not None
         line = read_until(self.proc.stderr, rb"relay on \S+:(\d+)", 15)
         match = re.search(rb"relay on (\S+):(\d+)", line)
@@ -79,6 +79,13 @@ class Relay:
 
     def close(self) -> None:
         stop(self.proc)
+
+    def rss(self) -> int:
+        """Resident memory of the relay process, in bytes."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
 
 
 class HeadlessShare:

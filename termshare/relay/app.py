@@ -33,6 +33,10 @@ class RelayConfig:
     soft_cap: int = SOFT_CAP  # bytes queued per viewer before GROUP frames are skipped
     hard_cap: int = HARD_CAP  # bytes queued per connection before it is closed 4508
     trust_proxy: bool = False  # take the client address from X-Forwarded-For (behind nginx)
+    # Browser origins allowed to open websockets; empty = any. The relay holds no credentials
+    # (no cookies, no keys), so a foreign page gains nothing by connecting; operators who want
+    # their relay used only through their own web app list its origin here.
+    allowed_origins: frozenset[str] = frozenset()
 
 
 class Relay:
@@ -61,6 +65,10 @@ class Relay:
         return ws.client.host if ws.client else "?"
 
     async def serve(self, ws: WebSocket, is_sharer: bool) -> None:
+        origin = ws.headers.get("origin")
+        if self.config.allowed_origins and origin is not None and origin not in self.config.allowed_origins:
+            await ws.close(CloseCode.REJECTED, "origin not allowed")  # before accept: HTTP 403
+            return
         await ws.accept()
         conn = next(self._ids)
         outbox = Outbox(ws, self.config.soft_cap, self.config.hard_cap)

@@ -1,0 +1,1 @@
+"""termshare's benchmark suite: `python -m bench.run` (see README, section "Performance")."""

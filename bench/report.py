@@ -1,0 +1,186 @@
+"""The table, results.json and results.png (matplotlib, if installed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SYSTEMS = ("termshare", "termpair", "limit")
+
+
+def _stat(node: Any, *path: str) -> dict[str, float] | None:
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, dict) and "median" in node else None
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    w = results["workloads"]
+    spec: list[tuple[str, str, tuple[str, ...]]] = []  # (workload, metric, path to the system level, metric key last)
+    spec.append(("throughput", "MB/s to 1 viewer", ("throughput", "{s}", "mb_per_s")))
+    for cond in ("idle", "flood"):
+        spec.append((f"echo ({cond})", "p50 ms", ("echo", cond, "{s}", "p50_ms")))
+        spec.append((f"echo ({cond})", "p99 ms", ("echo", cond, "{s}", "p99_ms")))
+    for n in w.get("fanout", {}):
+        spec.append((f"fan-out {n}", "aggregate MB/s", ("fanout", n, "{s}", "aggregate_mb_per_s")))
+        spec.append((f"fan-out {n}", "relay CPU s/MB", ("fanout", n, "{s}", "relay_cpu_s_per_mb")))
+        spec.append((f"fan-out {n}", "viewers with every byte", ("fanout", n, "{s}", "complete_viewers")))
+        spec.append((f"fan-out {n}", "CPU cores: relay", ("fanout", n, "{s}", "relay_cpu_share")))
+        spec.append((f"fan-out {n}", "CPU cores: viewers (bench)", ("fanout", n, "{s}", "viewers_cpu_share")))
+    stalled = w.get("stalled", {})
+    spec.append(("stalled viewer", "others' MB/s, none stalled", ("stalled", "{s}", "baseline", "others_mb_per_s")))
+    spec.append(("stalled viewer", "others' MB/s, 1 stalled", ("stalled", "{s}", "stalled", "others_mb_per_s")))
+    spec.append(("stalled viewer", "slowest other MB/s, 1 stalled", ("stalled", "{s}", "stalled", "slowest_other_mb_per_s")))
+    spec.append(("stalled viewer", "slowest other MB/s, none stalled", ("stalled", "{s}", "baseline", "slowest_other_mb_per_s")))
+    spec.append(("stalled viewer", "relay RSS growth MB, none stalled", ("stalled", "{s}", "baseline", "relay_rss_growth_mb")))
+    spec.append(("stalled viewer", "relay RSS growth MB, 1 stalled", ("stalled", "{s}", "stalled", "relay_rss_growth_mb")))
+    idle = w.get("idle", {})
+    label = f"idle {idle.get('sessions', '?')}x{idle.get('viewers_per_session', '?')}"
+    spec.append((label, "relay RSS MB", ("idle", "{s}", "relay_rss_mb")))
+    spec.append((label, "relay CPU s/min", ("idle", "{s}", "cpu_s_per_min")))
+    spec.append(("start-up", "s to link", ("startup", "{s}", "seconds")))
+    spec.append(("footprint", "wire bytes / terminal byte", ("footprint", "{s}", "wire_per_byte")))
+    spec.append(("footprint", "share RSS MB at rest", ("footprint", "{s}", "share_rss_mb")))
+    spec.append(("footprint", "share RSS MB peak (bulk)", ("footprint", "{s}", "share_rss_peak_mb")))
+    out = []
+    for workload, metric, path in spec:
+        row: dict[str, Any] = {"workload": workload, "metric": metric}
+        for s in SYSTEMS:
+            row[s] = _stat(w, *(p.format(s=s) for p in path))
+        ts, tp, lim = row["termshare"], row["termpair"], row["limit"]
+        row["termshare/termpair"] = ts["median"] / tp["median"] if ts and tp and tp["median"] else None
+        row["termshare/limit"] = ts["median"] / lim["median"] if ts and lim and lim["median"] else None
+        out.append(row)
+    del stalled
+    out.append({"workload": "browser", "metric": "not measured (stub)", **{s: None for s in SYSTEMS},
+                "termshare/termpair": None, "termshare/limit": None})
+    return out
+
+
+def _num(x: float) -> str:
+    if x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def _cell(stat: dict[str, float] | None) -> str:
+    if stat is None:
+        return "-"
+    if stat["min"] == stat["max"]:
+        return _num(stat["median"])
+    return f"{_num(stat['median'])} [{_num(stat['min'])}-{_num(stat['max'])}]"
+
+
+def table(rows_: list[dict[str, Any]], ref: Any) -> str:
+    head = ["workload", "metric", "termshare", "TermPair", "limit", "termshare/TermPair", "termshare/limit"]
+    lines = []
+    for r in rows_:
+        tp_ratio = r["termshare/termpair"]
+        lim_ratio = r["termshare/limit"]
+        lines.append([r["workload"], r["metric"], _cell(r["termshare"]),
+                      _cell(r["termpair"]) if ref.available else "n/a", _cell(r["limit"]),
+                      f"{tp_ratio:.2f}x" if tp_ratio is not None else "n/a",
+                      f"{lim_ratio:.2f}x" if lim_ratio is not None else "n/a"])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    text = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    text += [fmt.format(*line) for line in lines]
+    text.append("cells: median [min-max] over repeats; MB = 10^6 bytes; '-' = no such figure")
+    if not ref.available:
+        text.append(f"reference unavailable: {ref.reason}")
+    return "\n".join(text)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+
+def chart(results: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    w = results["workloads"]
+    colors = {"termshare": "tab:blue", "termpair": "tab:orange", "limit": "tab:gray"}
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    fig.suptitle(f"termshare vs TermPair 0.3.1.5 vs the limit ({results['meta']['mode']} run, "
+                 f"{results['meta']['cpus']} CPUs)")
+
+    def bars(ax: Any, title: str, getter: Any, log: bool = False) -> None:
+        names, meds, errs, cols = [], [], [[], []], []
+        for s in SYSTEMS:
+            st = getter(s)
+            if st is None:
+                continue
+            names.append(s)
+            meds.append(st["median"])
+            errs[0].append(st["median"] - st["min"])
+            errs[1].append(st["max"] - st["median"])
+            cols.append(colors[s])
+        ax.bar(names, meds, yerr=errs, color=cols, capsize=4)
+        for i, m in enumerate(meds):
+            ax.annotate(_num(m), (i, m), ha="center", va="bottom", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        if log and meds and min(meds) > 0:
+            ax.set_yscale("log")
+
+    bars(axes[0][0], "throughput, MB/s (log)", lambda s: _stat(w, "throughput", s, "mb_per_s"), log=True)
+    ax = axes[0][1]
+    labels, x = [], 0
+    for cond in ("idle", "flood"):
+        for metric in ("p50_ms", "p99_ms"):
+            for i, s in enumerate(SYSTEMS):
+                st = _stat(w, "echo", cond, s, metric)
+                if st:
+                    ax.bar(x + i * 0.27, st["median"], 0.27, color=colors[s], label=s if x == 0 else None)
+            labels.append(f"{cond} {metric[:3]}")
+            x += 1
+    ax.set_xticks([i + 0.27 for i in range(len(labels))], labels, fontsize=8)
+    ax.set_title("keystroke echo, ms", fontsize=10)
+    _legend(ax)
+    ax = axes[0][2]
+    for s in ("termshare", "termpair"):
+        pts = [(int(n), _stat(w, "fanout", n, s, "aggregate_mb_per_s")) for n in w.get("fanout", {})]
+        pts = [(n, st["median"]) for n, st in pts if st]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", color=colors[s], label=s)
+    ax.set_xlabel("viewers")
+    ax.set_yscale("log")
+    ax.set_title("fan-out: aggregate MB/s (log)", fontsize=10)
+    _legend(ax)
+    ax = axes[0][3]
+    for s in ("termshare", "termpair"):
+        series = w.get("stalled", {}).get(s, {}).get("stalled", {}).get("runs", [{}])
+        series = series[0].get("rss_series") if series else None
+        if series:
+            ax.plot([t for t, _ in series], [b for _, b in series], color=colors[s], label=s)
+    ax.set_title("relay RSS MB with a stalled viewer", fontsize=10)
+    ax.set_xlabel("s")
+    _legend(ax)
+    bars(axes[1][0], "idle sessions: relay RSS MB", lambda s: _stat(w, "idle", s, "relay_rss_mb"))
+    bars(axes[1][1], "idle sessions: relay CPU s/min", lambda s: _stat(w, "idle", s, "cpu_s_per_min"))
+    bars(axes[1][2], "start-up: s to link", lambda s: _stat(w, "startup", s, "seconds"))
+    bars(axes[1][3], "share process RSS MB at rest", lambda s: _stat(w, "footprint", s, "share_rss_mb"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)

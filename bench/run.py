@@ -1,0 +1,279 @@
+# ruff: noqa: B023 - every lambda below is awaited at once, inside its own loop iteration
+"""`python -m bench.run [--quick | --tiny] [--out DIR]`: termshare vs TermPair vs the machine's limit.
+
+Runs every workload of issue 6 on termshare, on the reference (TermPair 0.3.1.5, set up on first
+run in bench/.venv-termpair with Python 3.10) and on the limit where one exists, prints one table,
+and writes results.json and results.png into --out (default bench/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import platform
+import resource
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from . import payload, procs, reference, report, workloads
+from .systems import Relay, TermPair, Termshare
+
+MB = 1_000_000
+# Sizes per mode. *_ref_* are TermPair's (about 40x slower: same rates, fewer bytes, less waiting).
+MODES: dict[str, dict[str, Any]] = {
+    "full": dict(repeats=3, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_interval=0.02,
+                 fan=[1, 10, 100, 200], fan_bytes={1: 50 * MB, 10: 20 * MB, 100: 4 * MB, 200: 2 * MB},
+                 fan_ref_total=24 * MB, stall_others=5, stall_bytes=100 * MB, stall_ref_bytes=16 * MB,
+                 stall_timeout=20.0, idle_sessions=1000, idle_viewers=2, idle_seconds=30.0, startup_repeats=5, flood_warmup=1.0),
+    "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_interval=0.02,
+                  fan=[1, 10, 100, 200], fan_bytes={1: 20 * MB, 10: 5 * MB, 100: 1 * MB, 200: 1 * MB},
+                  fan_ref_total=8 * MB, stall_others=5, stall_bytes=40 * MB, stall_ref_bytes=12 * MB,
+                  stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=10.0, startup_repeats=3, flood_warmup=1.0),
+    "tiny": dict(repeats=1, tp_bytes=4 * MB, tp_ref_bytes=1 * MB, echo_n=20, echo_interval=0.02,
+                 fan=[1, 5], fan_bytes={1: 2 * MB, 5: 1 * MB}, fan_ref_total=1 * MB, stall_others=2,
+                 stall_bytes=4 * MB, stall_ref_bytes=1 * MB, stall_timeout=3.0, idle_sessions=10,
+                 idle_viewers=2, idle_seconds=1.0, startup_repeats=1, flood_warmup=0.3),
+}
+WORKLOADS = ("throughput", "echo", "fanout", "stalled", "idle", "startup", "footprint", "browser")
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """{metric: {median, min, max}} over the runs' numeric fields, plus the runs themselves."""
+    out: dict[str, Any] = {"runs": runs}
+    for key in runs[0] if runs else []:
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool)]
+        if len(values) == len(runs):
+            out[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        elif all(isinstance(r.get(key), bool) for r in runs):
+            out[key] = all(r[key] for r in runs)
+    return out
+
+
+class Bench:
+    def __init__(self, cfg: dict[str, Any], out: Path, ref: reference.Reference) -> None:
+        self.cfg = cfg
+        self.out = out
+        self.systems: list[Any] = [Termshare()] + ([TermPair(ref)] if ref.available else [])
+        self.failures: list[str] = []
+        self.file = out / "payload.bin"
+
+    @contextlib.asynccontextmanager
+    async def relay(self, system: Any) -> AsyncIterator[Relay]:
+        relay = system.start_relay()
+        try:
+            yield relay
+        finally:
+            procs.stop(relay.proc)
+
+    async def each(self, label: str, system: Any, fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any] | None:
+        t0 = time.monotonic()
+        try:
+            result = await fn()
+        except Exception as exc:  # noqa: BLE001 - one failure is reported, the run goes on
+            message = f"{label} [{system if isinstance(system, str) else system.name}]: {type(exc).__name__}: {exc}"
+            self.failures.append(message)
+            print(f"  FAILED {message}", file=sys.stderr)
+            traceback.print_exc(limit=3, file=sys.stderr)
+            return {"error": message}
+        print(f"  {label} [{system if isinstance(system, str) else system.name}] {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        return result
+
+    # -- workloads ------------------------------------------------------------------------------
+    async def throughput(self) -> dict[str, Any]:
+        c = self.cfg
+        res: dict[str, Any] = {}
+        runs = []
+        for _ in range(c["repeats"]):
+            r = await self.each("throughput", "limit", lambda: asyncio.to_thread(workloads.pty_drain, self.file, c["tp_bytes"], 60))
+            if r and "error" not in r:
+                runs.append(r)
+        res["limit"] = summarize(runs) if runs else {"error": "pty drain failed"}
+        for system in self.systems:
+            size = c["tp_bytes"] if system.name == "termshare" else c["tp_ref_bytes"]
+            runs = []
+            for _ in range(c["repeats"]):
+                async with self.relay(system) as relay:
+                    r = await self.each("throughput", system, lambda: workloads.throughput(system, relay, self.file, size, 120))
+                if r and "error" not in r:
+                    runs.append(r)
+            res[system.name] = summarize(runs) if runs else {"error": "every run failed"}
+            res[system.name]["bytes_per_run"] = size
+        return res
+
+    async def echo(self) -> dict[str, Any]:
+        c = self.cfg
+        res: dict[str, Any] = {"interval_ms": c["echo_interval"] * 1000}
+        bound = c["echo_n"] * (c["echo_interval"] + 0.01) + 30
+        for cond in ("idle", "flood"):
+            res[cond] = {}
+            flood = self.file if cond == "flood" else None
+            r = await self.each(f"echo {cond}", "limit", lambda: asyncio.to_thread(
+                workloads.pty_echo, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
+            res[cond]["limit"] = summarize([r]) if r and "error" not in r else r
+            for system in self.systems:
+                async with self.relay(system) as relay:
+                    r = await self.each(f"echo {cond}", system, lambda: workloads.echo_latency(
+                        system, relay, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
+                res[cond][system.name] = summarize([r]) if r and "error" not in r else r
+        return res
+
+    async def fanout(self) -> dict[str, Any]:
+        c = self.cfg
+        res: dict[str, Any] = {}
+        for n in c["fan"]:
+            res[str(n)] = {}
+            for system in self.systems:
+                size = c["fan_bytes"][n]
+                if system.name != "termshare":
+                    size = max(64 * 1024, min(size, c["fan_ref_total"] // n))
+                async with self.relay(system) as relay:
+                    r = await self.each(f"fan-out {n}", system, lambda: workloads.fanout(system, relay, self.file, n, size, 120))
+                res[str(n)][system.name] = summarize([r]) if r and "error" not in r else r
+        return res
+
+    async def stalled(self) -> dict[str, Any]:
+        c = self.cfg
+        res: dict[str, Any] = {"others": c["stall_others"]}
+        for system in self.systems:
+            size = c["stall_bytes"] if system.name == "termshare" else c["stall_ref_bytes"]
+            res[system.name] = {}
+            for stall in (False, True):
+                async with self.relay(system) as relay:
+                    r = await self.each(f"stalled viewer{'' if stall else ' (baseline)'}", system, lambda: workloads.stalled(
+                        system, relay, self.file, c["stall_others"], size, c["stall_timeout"], stall))
+                res[system.name]["stalled" if stall else "baseline"] = summarize([r]) if r and "error" not in r else r
+        return res
+
+    async def idle(self) -> dict[str, Any]:
+        c = self.cfg
+        res: dict[str, Any] = {"sessions": c["idle_sessions"], "viewers_per_session": c["idle_viewers"]}
+        for system in self.systems:
+            async with self.relay(system) as relay:
+                r = await self.each("idle sessions", system, lambda: workloads.idle_cost(
+                    system, relay, c["idle_sessions"], c["idle_viewers"], c["idle_seconds"], 120))
+            res[system.name] = summarize([r]) if r and "error" not in r else r
+        return res
+
+    async def startup(self) -> dict[str, Any]:
+        c = self.cfg
+        res: dict[str, Any] = {}
+        runs = [workloads.python_floor() for _ in range(c["startup_repeats"])]
+        res["limit"] = summarize(runs)
+        for system in self.systems:
+            runs = []
+            async with self.relay(system) as relay:
+                for _ in range(c["startup_repeats"]):
+                    r = await self.each("start-up", system, lambda: asyncio.to_thread(workloads.startup, system, relay))
+                    if r and "error" not in r:
+                        runs.append(r)
+            res[system.name] = summarize(runs) if runs else {"error": "every run failed"}
+        return res
+
+    def footprint(self, results: dict[str, Any]) -> dict[str, Any]:
+        """7: gathered from the throughput runs (wire bytes, RSS under load) and start-up (RSS at rest)."""
+        res: dict[str, Any] = {"limit": {"wire_per_byte": {"median": 1.0, "min": 1.0, "max": 1.0}}}
+        floor = results.get("startup", {}).get("limit", {})
+        if "share_rss_mb" in floor:
+            res["limit"]["share_rss_mb"] = floor["share_rss_mb"]
+        for system in self.systems:
+            tp = results.get("throughput", {}).get(system.name, {})
+            su = results.get("startup", {}).get(system.name, {})
+            entry = {k: tp[k] for k in ("wire_per_byte", "share_rss_peak_mb") if k in tp}
+            if "share_rss_mb" in su:
+                entry["share_rss_mb"] = su["share_rss_mb"]
+            res[system.name] = entry or {"error": "no throughput or start-up data"}
+        return res
+
+
+def browser_stub() -> dict[str, Any]:
+    return {"note": "not measured yet: the browser bench (headless Chromium rendering the web app, "
+                    "Playwright) waits for the web app; see bench/README section in the main README"}
+
+
+async def run_all(bench: Bench, only: set[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in ("throughput", "echo", "fanout", "stalled", "idle", "startup"):
+        if only and name not in only:
+            continue
+        print(f"[{name}]", file=sys.stderr, flush=True)
+        results[name] = await getattr(bench, name)()
+    if not only or "footprint" in only:
+        results["footprint"] = bench.footprint(results)
+    results["browser"] = None
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller sizes, about 2 minutes")
+    size.add_argument("--tiny", action="store_true", help="smallest sizes, under a minute (the test suite's check)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results", help="where results go")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS[:-1])}")
+    parser.add_argument("--no-reference", action="store_true", help="skip TermPair (ratios shown as n/a)")
+    args = parser.parse_args(argv)
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    cfg = MODES[mode]
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+
+    procs.install_cleanup()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 16384), hard), hard))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    sizes = [cfg["tp_bytes"], cfg["stall_bytes"], *cfg["fan_bytes"].values()]
+    payload.make(args.out / "payload.bin", max(sizes))
+    if args.no_reference:
+        ref = reference.Reference(False, "skipped (--no-reference)")
+    else:
+        ref = reference.setup(lambda m: print(m, file=sys.stderr, flush=True))
+    if not ref.available:
+        print(f"reference unavailable: {ref.reason}", file=sys.stderr, flush=True)
+    bench = Bench(cfg, args.out, ref)
+    try:
+        workloads_ = asyncio.run(run_all(bench, only))
+    finally:
+        procs.stop_all()
+        with contextlib.suppress(OSError):
+            (args.out / "payload.bin").unlink()
+    results = {
+        "meta": {
+            "mode": mode, "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "machine": platform.machine(), "cpus": _cpus(),
+            "reference": {"name": f"TermPair {reference.VERSION}", "available": ref.available, "reason": ref.reason},
+            "config": {k: v for k, v in cfg.items() if k != "fan_bytes"} | {"fan_bytes": {str(k): v for k, v in cfg["fan_bytes"].items()}},
+            "seconds": round(time.monotonic() - t0, 1), "failures": bench.failures, "mb": "10^6 bytes",
+        },
+        "workloads": workloads_,
+        "browser_note": browser_stub()["note"],
+    }
+    rows = report.rows(results)
+    results["table"] = rows
+    print(report.table(rows, ref))
+    report.write_json(results, args.out / "results.json")
+    chart = report.chart(results, args.out / "results.png")
+    print(f"\nwrote {args.out / 'results.json'}" + (f" and {chart}" if chart else " (no chart: matplotlib missing)"))
+    print(f"total {results['meta']['seconds']} s; {len(bench.failures)} failure(s)")
+    for failure in bench.failures:
+        print(f"  {failure}")
+    termshare_failed = any("[termshare]" in f or "[limit]" in f for f in bench.failures)
+    return 1 if termshare_failed else 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

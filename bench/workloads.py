@@ -1,0 +1,393 @@
+"""The workloads (issue 6): each runs one system once and returns plain numbers.
+
+Conventions: MB = 10^6 bytes; times from time.perf_counter(); every wait has a timeout; every
+process is stopped in a `finally`. Rates are measured at the receiving viewer, after decryption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pty
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import procs
+from .systems import Relay, sh
+
+MB = 1_000_000
+
+
+async def _wait_any(events: Sequence[asyncio.Event], timeout: float) -> bool:
+    """True if any event fired within `timeout`."""
+    tasks = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def _start_viewers(system: Any, url: str, count: int, timeout: float, batch: int = 25) -> list[Any]:
+    viewers = [system.Viewer(url) for _ in range(count)]
+    try:
+        for i in range(0, count, batch):
+            group = viewers[i : i + batch]
+            await asyncio.wait_for(asyncio.gather(*(v.start() for v in group)), timeout)
+            await asyncio.wait_for(asyncio.gather(*(v.ready(timeout) for v in group)), timeout)
+    except BaseException:
+        await _close(viewers)
+        raise
+    return viewers
+
+
+async def _close(items: Sequence[Any], batch: int = 100) -> None:
+    for i in range(0, len(items), batch):
+        await asyncio.gather(*(x.close() for x in items[i : i + batch]), return_exceptions=True)
+
+
+async def _all_reached(viewers: Sequence[Any], timeout: float) -> None:
+    async def one(v: Any) -> None:
+        await _wait_any([v.reached, v.done], timeout)
+
+    await asyncio.gather(*(one(v) for v in viewers))
+
+
+def _gate(size: int, file: Path) -> str:
+    """Wait for one keystroke (so the clock starts when the viewer asks), then write `size` bytes."""
+    return sh(f"head -c1 >/dev/null; exec head -c {size} {file}")
+
+
+# -- 1. throughput (and 7. wire bytes, share RSS under load) ----------------------------------------
+async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: float) -> dict[str, Any]:
+    share = system.start_share(relay, _gate(size, file))
+    viewers: list[Any] = []
+    try:
+        viewers = await _start_viewers(system, share.url, 1, 20)
+        v = viewers[0]
+        relay_cpu0, share_cpu0 = procs.cpu_seconds(relay.pid), procs.cpu_seconds(share.pid)
+        with procs.RssSampler(share.pid, 0.1) as share_rss:
+            v.reset_counters(size)
+            t0 = time.perf_counter()
+            await v.send_input(b"g")
+            await _wait_any([v.reached, v.done], timeout)
+            elapsed = max((v.last_output_at or time.perf_counter()) - t0, 1e-9)
+        return {
+            "mb_per_s": v.output_bytes / elapsed / MB,
+            "bytes": v.output_bytes,
+            "complete": v.output_bytes == size,
+            "seconds": elapsed,
+            "wire_per_byte": v.wire_bytes / max(v.output_bytes, 1),
+            "share_rss_peak_mb": share_rss.peak / MB,
+            "relay_cpu_s": procs.cpu_seconds(relay.pid) - relay_cpu0,
+            "share_cpu_s": procs.cpu_seconds(share.pid) - share_cpu0,
+        }
+    finally:
+        await _close(viewers)
+        share.stop()
+
+
+def pty_drain(file: Path, size: int, timeout: float) -> dict[str, Any]:
+    """The limit: Python reading the same command's output from a local PTY, 64 KiB reads."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.execvp("sh", ["sh", "-c", f"stty raw -echo; head -c1 >/dev/null; exec head -c {size} {file}"])
+        finally:
+            os._exit(127)
+    try:
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(fd)[3] & termios.ICANON and time.monotonic() < deadline:
+            time.sleep(0.001)  # until `stty raw` took effect, so the gate byte is not echoed
+        total = 0
+        t0 = time.perf_counter()
+        os.write(fd, b"g")
+        stop_at = t0 + timeout
+        while time.perf_counter() < stop_at:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            total += len(data)
+        elapsed = time.perf_counter() - t0
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return {"mb_per_s": total / elapsed / MB, "bytes": total, "complete": total == size, "seconds": elapsed}
+
+
+# -- 2. keystroke echo ---------------------------------------------------------------------------------
+async def echo_latency(system: Any, relay: Relay, count: int, interval: float, flood_file: Path | None,
+                       flood_seconds: float, warmup: float = 1.0) -> dict[str, Any]:
+    """`count` keystrokes, one every `interval` s (or as soon as the last echo came back, if later);
+    latency = keystroke sent -> its echo decrypted. With `flood_file`, another session on the same
+    relay streams that file in a loop to a viewer in another process meanwhile."""
+    flood = drain = None
+    share = None
+    viewers: list[Any] = []
+    try:
+        if flood_file is not None:
+            flood = system.start_share(relay, f"timeout {int(flood_seconds) + 5} " + sh(f"while :; do cat {flood_file}; done"))
+            drain = system.drain_process(flood.url, flood_seconds)
+            await asyncio.sleep(warmup)  # let the flood reach full speed
+        share = system.start_share(relay, sh("exec cat"))
+        viewers = await _start_viewers(system, share.url, 1, 20)
+        v = viewers[0]
+        samples: list[float] = []
+        lost = 0
+        deadline = time.monotonic() + flood_seconds
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                break
+            v.got_output.clear()
+            t0 = time.perf_counter()
+            await v.send_input(b"x")
+            if await _wait_any([v.got_output], 2.0):
+                samples.append(v.last_output_at - t0)
+            else:
+                lost += 1
+            await asyncio.sleep(max(0.0, t0 + interval - time.perf_counter()))
+        samples.sort()
+        if not samples:
+            raise procs.BenchError("no keystroke came back")
+        return {
+            "p50_ms": _pct(samples, 50) * 1000,
+            "p99_ms": _pct(samples, 99) * 1000,
+            "max_ms": samples[-1] * 1000,
+            "keystrokes": len(samples),
+            "lost": lost,
+            "flood_alive": drain is None or drain.poll() is None,
+        }
+    finally:
+        await _close(viewers)
+        for s in (share, flood):
+            if s is not None:
+                s.stop()
+        if drain is not None:
+            procs.stop(drain)
+
+
+def _pct(sorted_samples: Sequence[float], pct: float) -> float:
+    index = min(len(sorted_samples) - 1, max(0, round(pct / 100 * len(sorted_samples) + 0.5) - 1))
+    return sorted_samples[index]
+
+
+# -- 3. fan-out ------------------------------------------------------------------------------------------
+async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: int, timeout: float) -> dict[str, Any]:
+    share = system.start_share(relay, _gate(size, file))
+    viewers: list[Any] = []
+    try:
+        t_join = time.perf_counter()
+        viewers = await _start_viewers(system, share.url, viewers_n, 60)
+        join_s = time.perf_counter() - t_join
+        await asyncio.sleep(0.3)  # let the join notices (viewer counts) settle
+        for v in viewers:
+            v.reset_counters(size)
+            v.broken = 0
+        cpu0, own0, share0 = procs.cpu_seconds(relay.pid), time.process_time(), procs.cpu_seconds(share.pid)
+        t0 = time.perf_counter()
+        await viewers[0].send_input(b"g")
+        await _all_reached(viewers, timeout)
+        elapsed = max(max(v.last_output_at for v in viewers) - t0, 1e-9)
+        cpu = procs.cpu_seconds(relay.pid) - cpu0
+        own, share_cpu = time.process_time() - own0, procs.cpu_seconds(share.pid) - share0
+        total = sum(v.output_bytes for v in viewers)
+        return {
+            "viewers": viewers_n,
+            "aggregate_mb_per_s": total / elapsed / MB,
+            "per_viewer_mb": size / MB,
+            "complete_viewers": sum(1 for v in viewers if v.output_bytes == size and not v.broken),
+            "relay_cpu_s_per_mb": cpu / max(total / MB, 1e-9),
+            "relay_cpu_share": cpu / elapsed,  # fraction of one core
+            "viewers_cpu_share": own / elapsed,  # the bench process, where all viewers run
+            "share_cpu_share": share_cpu / elapsed,
+            "seconds": elapsed,
+            "join_seconds": join_s,
+        }
+    finally:
+        await _close(viewers)
+        share.stop()
+
+
+# -- 4. a viewer that stops reading ----------------------------------------------------------------------
+async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: int, timeout: float,
+                  stall: bool) -> dict[str, Any]:
+    """`others_n` viewers read `size` bytes; with `stall`, one more viewer joins and stops reading."""
+    share = system.start_share(relay, _gate(size, file))
+    viewers: list[Any] = []
+    try:
+        viewers = await _start_viewers(system, share.url, others_n + (1 if stall else 0), 30)
+        others = viewers[:others_n]
+        staller = viewers[others_n] if stall else None
+        await asyncio.sleep(0.3)
+        for v in others:
+            v.reset_counters(size)
+        if staller is not None:
+            staller.pause()
+        rss0 = procs.rss_bytes(relay.pid)
+        with procs.RssSampler(relay.pid, 0.1) as relay_rss, procs.RssSampler(share.pid, 0.1) as share_rss:
+            t0 = time.perf_counter()
+            await others[0].send_input(b"g")
+            await _all_reached(others, timeout)
+            end = time.perf_counter()
+            await asyncio.sleep(0.3)  # one more RSS sample after the flood
+        elapsed = max(max((v.last_output_at for v in others), default=end) - t0, 1e-9)
+        if any(v.output_bytes < size for v in others):
+            elapsed = max(elapsed, end - t0)  # somebody froze: the whole window counts
+        got = [v.output_bytes for v in others]
+        return {
+            "others_mb_per_s": sum(got) / elapsed / MB,
+            "slowest_other_mb_per_s": min(got) / elapsed / MB,
+            "others_complete": sum(1 for g in got if g == size),
+            "relay_rss_growth_mb": max(relay_rss.peak - rss0, 0) / MB,
+            "relay_rss_mb": relay_rss.peak / MB,
+            "share_rss_peak_mb": share_rss.peak / MB,
+            "stalled_dropped": bool(staller is not None and staller.done.is_set()),
+            "rss_series": [(round(t, 2), round(b / MB, 1)) for t, b in relay_rss.samples],
+            "seconds": elapsed,
+        }
+    finally:
+        await _close(viewers)
+        share.stop()
+
+
+# -- 5. idle cost ---------------------------------------------------------------------------------------------
+async def idle_cost(system: Any, relay: Relay, sessions: int, viewers_per: int, idle_seconds: float,
+                    setup_timeout: float) -> dict[str, Any]:
+    """`sessions` quiet sessions (in-process sharers without a PTY) with `viewers_per` viewers each."""
+    rss0 = procs.rss_bytes(relay.pid)
+    sharers: list[Any] = []
+    viewers: list[Any] = []
+    t_setup = time.perf_counter()
+    deadline = time.monotonic() + setup_timeout
+    try:
+        batch = 25
+        for i in range(0, sessions, batch):
+            if time.monotonic() > deadline:
+                break
+            group = [system.IdleSharer(relay.base) for _ in range(min(batch, sessions - i))]
+            sharers += group
+            await asyncio.wait_for(asyncio.gather(*(s.start() for s in group)), 30)
+            if hasattr(group[0], "live"):
+                await asyncio.wait_for(asyncio.gather(*(s.live.wait() for s in group)), 30)
+            vs = [system.IdleViewer(s.read_only_url) for s in group for _ in range(viewers_per)]
+            viewers += vs
+            await asyncio.wait_for(asyncio.gather(*(v.start() for v in vs)), 30)
+            await asyncio.wait_for(asyncio.gather(*(v.ready(30) for v in vs)), 30)
+        setup_s = time.perf_counter() - t_setup
+        await asyncio.sleep(1.0)
+        rss1 = procs.rss_bytes(relay.pid)
+        cpu0 = procs.cpu_seconds(relay.pid)
+        await asyncio.sleep(idle_seconds)
+        cpu = procs.cpu_seconds(relay.pid) - cpu0
+        rss2 = procs.rss_bytes(relay.pid)
+        alive = sum(1 for v in viewers if not v.done.is_set())
+        return {
+            "sessions": len(sharers),
+            "viewers": alive,
+            "relay_rss_mb": max(rss1, rss2) / MB,
+            "relay_rss_empty_mb": rss0 / MB,
+            "cpu_s_per_min": cpu / idle_seconds * 60,
+            "idle_seconds": idle_seconds,
+            "setup_seconds": setup_s,
+        }
+    finally:
+        await _close(viewers)
+        await _close(sharers)
+
+
+# -- 6. start-up, 7. share RSS at rest -------------------------------------------------------------------
+def startup(system: Any, relay: Relay) -> dict[str, Any]:
+    share = system.start_share(relay, "sleep 60")
+    try:
+        seconds = share.linked - share.started
+        time.sleep(1.0)
+        return {"seconds": seconds, "share_rss_mb": procs.rss_bytes(share.pid) / MB}
+    finally:
+        share.stop()
+
+
+def python_floor() -> dict[str, Any]:
+    """The limit for start-up and footprint: a bare interpreter starting, and its RSS at rest."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    seconds = time.perf_counter() - t0
+    proc = procs.start([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        time.sleep(0.5)
+        rss = procs.rss_bytes(proc.pid)
+    finally:
+        procs.stop(proc)
+    return {"seconds": seconds, "share_rss_mb": rss / MB}
+
+
+_PTY_FLOOD = """
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("sh", ["sh", "-c", "stty raw -echo; while :; do cat " + sys.argv[1] + "; done"])
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    os.read(fd, 65536)
+"""
+
+
+def pty_echo(count: int, interval: float, flood_file: Path | None = None, flood_seconds: float = 60,
+             warmup: float = 1.0) -> dict[str, Any]:
+    """The limit for echo: a keystroke written to a local PTY running `cat`, read back by Python;
+    with `flood_file`, another Python process drains a PTY that streams that file meanwhile."""
+    flood = None
+    if flood_file is not None:
+        flood = procs.start(["timeout", str(int(flood_seconds) + 1), sys.executable, "-c", _PTY_FLOOD,
+                             str(flood_file), str(flood_seconds)])
+        time.sleep(warmup)
+    try:
+        return _pty_echo(count, interval)
+    finally:
+        if flood is not None:
+            procs.stop(flood)
+
+
+def _pty_echo(count: int, interval: float) -> dict[str, Any]:
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvp("sh", ["sh", "-c", "stty raw -echo; exec cat"])
+        finally:
+            os._exit(127)
+    samples: list[float] = []
+    try:
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(fd)[3] & termios.ICANON and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)  # let `exec cat` start
+        import select
+
+        for _ in range(count):
+            t0 = time.perf_counter()
+            os.write(fd, b"x")
+            if select.select([fd], [], [], 2.0)[0]:
+                os.read(fd, 1024)
+                samples.append(time.perf_counter() - t0)
+            time.sleep(max(0.0, t0 + interval - time.perf_counter()))
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    samples.sort()
+    return {"p50_ms": _pct(samples, 50) * 1000, "p99_ms": _pct(samples, 99) * 1000,
+            "max_ms": samples[-1] * 1000, "keystrokes": len(samples), "lost": count - len(samples)}

@@ -1,0 +1,171 @@
+"""Fault injection with real processes on loopback (issue #5): relay restarts, network blips,
+stalled viewers. The figures are printed (pytest -s) for the closing notes; the assertions are
+about correctness and bounds, not speed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import time
+
+from termshare.protocol import events as ev
+
+from ..procs import HeadlessShare, Relay, stop, timeout
+from .client import Recorder
+from .proxy import Proxy
+
+TICKER = "sh -c 'i=0; while [ $i -lt {n} ]; do echo tick-$i; i=$((i+1)); sleep {pause}; done'"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ticks(data: bytes) -> list[int]:
+    return [int(m) for m in re.findall(rb"tick-(\d+)", data)]
+
+
+def output_ticks_in_order(rec: Recorder) -> list[int]:
+    """Ticks carried by Output events (snapshots repaint, they are not output)."""
+    seen = [t for _, e in rec.events if isinstance(e, ev.Output) for t in ticks(e.data)]
+    assert seen == sorted(set(seen)), f"output shown twice or out of order: {seen}"
+    return seen
+
+
+async def wait_for(predicate, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout(seconds)
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def test_relay_killed_and_restarted_sessions_continue() -> None:
+    port = free_port()
+    relay = Relay(port=port)
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(port), "--cmd", TICKER.format(n=60, pause=0.1))
+    rec = Recorder(share.links["read_only"])
+
+    async def scenario() -> float:
+        task = asyncio.create_task(rec.run(reconnect_for=timeout(30)))
+        await wait_for(lambda: len(ticks(rec.output())) >= 5, 10)
+        nonlocal relay
+        relay.proc.send_signal(signal.SIGKILL)
+        relay.close()
+        await asyncio.sleep(0.5)
+        relay = Relay(port=port)
+        restarted = time.monotonic()
+        before = len(rec.events)
+        await wait_for(lambda: any(isinstance(e, ev.Output) for _, e in rec.events[before:]), 15)
+        back = next(t for t, e in rec.events[before:] if isinstance(e, ev.Output)) - restarted
+        await asyncio.wait_for(task, timeout(30))
+        return back
+
+    try:
+        back = asyncio.run(scenario())
+        print(f"\nrelay restart: output flowing again {back:.2f} s after the new relay started")
+        seen = output_ticks_in_order(rec)
+        assert seen[-1] == 59
+        assert rec.kinds().count("Snapshot") >= 2  # the first join, and the resync after the restart
+        assert any(isinstance(e, ev.Ended) for _, e in rec.events)
+        assert share.proc.wait(timeout(10)) == 0
+        assert back < timeout(10)
+    finally:
+        share.close()
+        relay.close()
+
+
+def test_sharer_network_blip_resumes_same_session() -> None:
+    relay = Relay()
+
+    async def scenario() -> tuple[float, Recorder, HeadlessShare]:
+        proxy = Proxy(relay.port)
+        await proxy.start()
+        share = await asyncio.to_thread(  # the proxy runs on this loop while share starts
+            HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port), "--cmd", TICKER.format(n=50, pause=0.1))
+        # The viewer connects to the relay directly, so only the sharer's path breaks.
+        url = share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/")
+        rec = Recorder(url)
+        task = asyncio.create_task(rec.run())
+        try:
+            await wait_for(lambda: len(ticks(rec.output())) >= 5, 10)
+            cut = time.monotonic()
+            proxy.cut()
+            await wait_for(lambda: "SharerBack" in rec.kinds(), 10)
+            back = next(t for t, e in rec.events if isinstance(e, ev.SharerBack)) - cut
+            await asyncio.wait_for(task, timeout(20))
+        finally:
+            await proxy.close()
+        return back, rec, share
+
+    back, rec, share = asyncio.run(scenario())
+    try:
+        print(f"\nsharer blip: resumed {back:.2f} s after the cut")
+        kinds = rec.kinds()
+        assert kinds.index("SharerAway") < kinds.index("SharerBack")
+        assert kinds.count("Snapshot") == 2  # join, then resume
+        assert output_ticks_in_order(rec)[-1] == 49
+        assert rec.kinds()[-1] == "Ended"
+        assert share.proc.wait(timeout(10)) == 0
+    finally:
+        share.close()
+        relay.close()
+
+
+def test_stalled_viewer_costs_bounded_memory_and_slows_no_one() -> None:
+    relay = Relay()
+    size = 100_000_000
+    cmd = f"sh -c 'sleep 1; head -c {size} /dev/zero | tr \"\\\\0\" x; echo; echo all-done; sleep 1'"
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
+    fast, stalled = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
+    peak = 0
+
+    async def scenario() -> float:
+        nonlocal peak
+        stalled_task = asyncio.create_task(stalled.run_once())
+        await wait_for(lambda: "Snapshot" in stalled.kinds(), 10)
+        stalled.stop_reading = True  # from now on it never reads again
+        start = time.monotonic()
+        fast_task = asyncio.create_task(fast.run_once())
+        while not fast_task.done():
+            peak = max(peak, relay.rss())
+            await asyncio.sleep(0.1)
+            assert time.monotonic() - start < timeout(120)
+        elapsed = time.monotonic() - start
+        stalled_task.cancel()
+        return elapsed
+
+    try:
+        elapsed = asyncio.run(scenario())
+        received = len(fast.output())
+        print(f"\nstalled viewer: fast viewer got {received / 1e6:.1f} MB in {elapsed:.1f} s; relay peak RSS {peak / 2**20:.0f} MiB")
+        assert b"all-done" in fast.output()
+        assert "Ended" in fast.kinds()
+        # The relay queues at most HARD_CAP (16 MiB) per viewer; everything else is the interpreter.
+        assert peak < 150 * 2**20
+    finally:
+        share.close()
+        relay.close()
+
+
+def test_sigterm_ends_share_cleanly_and_tells_viewers() -> None:
+    relay = Relay()
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", "sleep 60")
+    rec = Recorder(share.links["read_only"])
+
+    async def scenario() -> None:
+        task = asyncio.create_task(rec.run())
+        await wait_for(lambda: "Snapshot" in rec.kinds(), 10)
+        share.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(task, timeout(10))
+
+    try:
+        asyncio.run(scenario())
+        assert share.proc.wait(timeout(10)) == 128 + signal.SIGHUP or share.proc.returncode in (128 + 15, 129)
+        assert any(isinstance(e, ev.Ended) for _, e in rec.events) or 4410 in rec.closes
+    finally:
+        stop(share.proc)
+        relay.close()
