@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
+from typing import Any, Final
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..protocol.wire import MAX_FRAME
 from .app import RelayConfig, create_app
@@ -26,9 +29,59 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+HEADER_TIMEOUT: Final = 10.0  # seconds for a new connection to send its request (slowloris guard)
+
+
+def guarded_protocol(max_per_ip: int | None) -> type[H11Protocol]:
+    """uvicorn's HTTP protocol with two guards it lacks: a deadline for the request headers
+    (a slowloris connection that never finishes them is closed), and a cap on open TCP
+    connections per client address before any HTTP is parsed (None behind a proxy, where every
+    connection comes from the proxy and nginx's own limits apply)."""
+    per_ip: dict[str, int] = {}
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._ip: str | None = self.client[0] if self.client else "?"
+            count = per_ip[self._ip] = per_ip.get(self._ip, 0) + 1
+            if max_per_ip is not None and count > max_per_ip:
+                transport.close()
+                return
+            self._deadline: asyncio.TimerHandle | None = self.loop.call_later(HEADER_TIMEOUT, self._too_slow)
+
+        def _too_slow(self) -> None:
+            # `cycle` is set once a request's headers are complete; an upgrade swaps the protocol.
+            if self.cycle is None and self.transport.get_protocol() is self and not self.transport.is_closing():
+                self.transport.close()
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            # The websocket protocol takes the transport over and this object never hears of it
+            # again: stop counting here (the Router counts websockets per address itself).
+            self._release()
+            super().handle_websocket_upgrade(event)
+
+        def _release(self) -> None:
+            deadline = getattr(self, "_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
+            if self._ip is not None:
+                per_ip[self._ip] -= 1
+                if not per_ip[self._ip]:
+                    del per_ip[self._ip]
+                self._ip = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._release()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
 def uvicorn_config(config: RelayConfig, certfile: str | None = None, keyfile: str | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(config),
+        http=guarded_protocol(None if config.trust_proxy else config.limits.max_per_ip),
+        ws="websockets-sansio",
         log_level="warning",
         ws_max_size=MAX_FRAME,
         ws_ping_interval=20,

@@ -9,9 +9,10 @@ which for streaming output is exactly what the screen shows.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import pyte
+if TYPE_CHECKING:
+    import pyte
 
 BACKLOG_CAP: Final = 256 * 1024  # bytes kept unparsed before the emulator restarts from the tail
 RESTART_TAIL: Final = 32 * 1024  # bytes replayed into a restarted emulator
@@ -61,10 +62,11 @@ class Screen:
     def __init__(self, cols: int, rows: int) -> None:
         self.cols, self.rows = cols, rows
         self._backlog = bytearray()
-        self._stale = False
-        self._new_emulator()
+        self._stale = True  # the emulator is made when the backlog is first parsed
 
     def _new_emulator(self) -> None:
+        import pyte  # imported on first use: keeps `share` start-up and resting memory small
+
         self._screen = pyte.Screen(self.cols, self.rows)
         self._stream = pyte.ByteStream(self._screen)
 
@@ -77,7 +79,8 @@ class Screen:
     def resize(self, cols: int, rows: int) -> None:
         self.catch_up()
         self.cols, self.rows = cols, rows
-        self._screen.resize(rows, cols)
+        if not self._stale:
+            self._screen.resize(rows, cols)
 
     @property
     def behind(self) -> bool:
@@ -85,11 +88,11 @@ class Screen:
 
     def catch_up(self, limit: int | None = None) -> None:
         """Parse up to `limit` backlog bytes (all when None)."""
-        if not self._backlog:
-            return
         if self._stale:
             self._stale = False
             self._new_emulator()
+        if not self._backlog:
+            return
         n = len(self._backlog) if limit is None else min(limit, len(self._backlog))
         chunk = bytes(self._backlog[:n])
         del self._backlog[:n]
