@@ -9,7 +9,7 @@ which for streaming output is exactly what the screen shows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     import pyte
@@ -65,9 +65,9 @@ class Screen:
         self._stale = True  # the emulator is made when the backlog is first parsed
 
     def _new_emulator(self) -> None:
+        self._screen = _emulator(self.cols, self.rows)
         import pyte  # imported on first use: keeps `share` start-up and resting memory small
 
-        self._screen = pyte.Screen(self.cols, self.rows)
         self._stream = pyte.ByteStream(self._screen)
 
     def feed(self, data: bytes) -> None:
@@ -99,23 +99,18 @@ class Screen:
         self._stream.feed(chunk)
 
     def snapshot(self) -> tuple[int, int, bytes]:
-        """(cols, rows, bytes that repaint this screen on a freshly reset terminal)."""
+        """(cols, rows, bytes that repaint this screen on a freshly reset terminal).
+
+        In a full-screen program's alternate screen, the main screen is painted first and the
+        alternate one on top, so that the viewer gets the main screen back when the program exits.
+        """
         self.catch_up()
         screen = self._screen
         out = ["\x1b[0m\x1b[H\x1b[2J"]
-        for y in range(screen.lines):
-            line = screen.buffer[y]
-            out.append(f"\x1b[{y + 1};1H")
-            last = ""
-            text_end = max((x + 1 for x, ch in line.items() if ch.data not in (" ", "") or ch.bg != "default" or ch.reverse), default=0)
-            for x in range(min(text_end, screen.columns)):
-                char = line[x]
-                sgr = _sgr(char)
-                if sgr != last:
-                    out.append(sgr)
-                    last = sgr
-                out.append(char.data)
-            out.append("\x1b[0m")
+        if screen.saved_main is not None:
+            _paint(out, screen.saved_main, screen.lines, screen.columns)
+            out.append("\x1b[?1049h\x1b[H\x1b[2J")
+        _paint(out, screen.buffer, screen.lines, screen.columns)
         modes = screen.mode
         for mode in _PRIVATE_MODES:
             if (mode << 5) in modes:
@@ -124,3 +119,60 @@ class Screen:
         if screen.cursor.hidden:
             out.append("\x1b[?25l")
         return screen.columns, screen.lines, "".join(out).encode("utf-8", "replace")
+
+
+def _paint(out: list[str], buffer: Any, lines: int, columns: int) -> None:
+    for y in range(lines):
+        line = buffer[y]
+        out.append(f"\x1b[{y + 1};1H")
+        last = ""
+        text_end = max((x + 1 for x, ch in line.items() if ch.data not in (" ", "") or ch.bg != "default" or ch.reverse), default=0)
+        for x in range(min(text_end, columns)):
+            char = line[x]
+            sgr = _sgr(char)
+            if sgr != last:
+                out.append(sgr)
+                last = sgr
+            out.append(char.data)
+        out.append("\x1b[0m")
+
+
+_ALT_SCREEN: Final = (47, 1047, 1049)
+
+
+def _emulator(cols: int, rows: int) -> Any:
+    """A pyte Screen that also keeps the alternate screen (pyte has none): vim, less, htop and
+    tmux switch to it, and a late joiner must see the main screen again when they exit."""
+    import collections
+    import copy
+
+    import pyte
+
+    class AltScreen(pyte.Screen):
+        saved_main: Any = None
+        _saved_cursor: Any = None
+
+        def set_mode(self, *modes: int, **kwargs: Any) -> None:
+            if kwargs.get("private") and any(m in _ALT_SCREEN for m in modes) and self.saved_main is None:
+                factory = self.buffer.default_factory  # type: ignore[attr-defined]  # a defaultdict at run time
+                saved: Any = collections.defaultdict(factory)
+                for y, row in self.buffer.items():
+                    saved[y].update(row)  # rows keep their default (blank) character
+                self.saved_main = saved
+                self._saved_cursor = copy.copy(self.cursor)
+                self.buffer.clear()
+                self.dirty.update(range(self.lines))
+            super().set_mode(*modes, **kwargs)
+
+        def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+            if kwargs.get("private") and any(m in _ALT_SCREEN for m in modes) and self.saved_main is not None:
+                self.buffer.clear()
+                for y, row in self.saved_main.items():
+                    self.buffer[y].update(row)
+                if 1049 in modes:
+                    self.cursor = self._saved_cursor
+                self.saved_main = None
+                self.dirty.update(range(self.lines))
+            super().reset_mode(*modes, **kwargs)
+
+    return AltScreen(cols, rows)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pyte
 
-from termshare.share.screen import BACKLOG_CAP, Screen
+from termshare.share.screen import BACKLOG_CAP, Screen, _emulator
 
 
 def replay(cols: int, rows: int, data: bytes) -> pyte.Screen:
-    screen = pyte.Screen(cols, rows)
+    """A terminal that honours the alternate screen, as xterm.js and real terminals do."""
+    screen = _emulator(cols, rows)
     pyte.ByteStream(screen).feed(data)
     return screen
 
@@ -46,3 +47,17 @@ def test_resize_keeps_content() -> None:
     cols, rows, data = screen.snapshot()
     assert (cols, rows) == (30, 8)
     assert replay(cols, rows, data).display[0].startswith("hello")
+
+
+def test_alternate_screen_is_kept_apart_from_the_main_screen() -> None:
+    screen = Screen(30, 5)
+    screen.feed(b"$ vim notes.txt\r\n")
+    screen.feed(b"\x1b[?1049h\x1b[H\x1b[2J~ editing\x1b[3;1H~ more")
+    cols, rows, data = screen.snapshot()
+    during = replay(cols, rows, data)
+    assert during.display[0].startswith("~ editing") and "$ vim" not in "\n".join(during.display)
+    # The late joiner's terminal returns to the main screen when vim exits, like the sharer's.
+    after_exit = replay(cols, rows, data + b"\x1b[?1049l")
+    assert after_exit.display[0].startswith("$ vim notes.txt")
+    screen.feed(b"\x1b[?1049l$ ")
+    assert replay(*screen.snapshot()).display[0].startswith("$ vim notes.txt")
