@@ -134,7 +134,7 @@ def _share(args: argparse.Namespace) -> int:
     if args.relay and (args.host or args.port):
         raise TermshareError("give either --relay or --host/--port, not both")
     try:
-        argv = shlex.split(args.cmd) if args.cmd else [os.environ.get("SHELL") or "/bin/sh"]
+        argv = shlex.split(args.cmd) if args.cmd is not None else [os.environ.get("SHELL") or "/bin/sh"]
     except ValueError as exc:
         raise TermshareError(f"cannot parse --cmd: {exc}") from None
     if not argv:

@@ -65,7 +65,7 @@ class Screen:
         self._stale = True  # the emulator is made when the backlog is first parsed
 
     def _new_emulator(self) -> None:
-        self._screen = _emulator(self.cols, self.rows)
+        self._screen = emulator(self.cols, self.rows)
         import pyte  # imported on first use: keeps `share` start-up and resting memory small
 
         self._stream = pyte.ByteStream(self._screen)
@@ -96,7 +96,11 @@ class Screen:
         n = len(self._backlog) if limit is None else min(limit, len(self._backlog))
         chunk = bytes(self._backlog[:n])
         del self._backlog[:n]
-        self._stream.feed(chunk)
+        try:
+            self._stream.feed(chunk)
+        except Exception:  # noqa: BLE001 - any program output must not take the share down
+            # pyte chokes on a few sequences; start over from what follows rather than fail.
+            self._new_emulator()
 
     def snapshot(self) -> tuple[int, int, bytes]:
         """(cols, rows, bytes that repaint this screen on a freshly reset terminal).
@@ -140,7 +144,7 @@ def _paint(out: list[str], buffer: Any, lines: int, columns: int) -> None:
 _ALT_SCREEN: Final = (47, 1047, 1049)
 
 
-def _emulator(cols: int, rows: int) -> Any:
+def emulator(cols: int, rows: int) -> Any:
     """A pyte Screen that also keeps the alternate screen (pyte has none): vim, less, htop and
     tmux switch to it, and a late joiner must see the main screen again when they exit."""
     import collections
@@ -151,6 +155,10 @@ def _emulator(cols: int, rows: int) -> Any:
     class AltScreen(pyte.Screen):
         saved_main: Any = None
         _saved_cursor: Any = None
+
+        def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
+            if not private:  # `CSI > 4;2 m` (modifyOtherKeys, sent by vim) is not a colour
+                super().select_graphic_rendition(*attrs)
 
         def set_mode(self, *modes: int, **kwargs: Any) -> None:
             if kwargs.get("private") and any(m in _ALT_SCREEN for m in modes) and self.saved_main is None:

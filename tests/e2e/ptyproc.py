@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 
 import pyte
 
+from termshare.share.screen import emulator
+
 
 def _winsize(cols: int, rows: int) -> bytes:
     return struct.pack("HHHH", rows, cols, 0, 0)
@@ -56,7 +58,7 @@ class PtyProcess:
         self.output = bytearray()  # everything the command printed, raw
         self.cursor = 0  # `expect` searches from here and moves it past each match
         self.eof = False
-        self.screen = pyte.Screen(cols, rows)
+        self.screen = emulator(cols, rows)  # pyte with the alternate screen, as real terminals have
         self._stream = pyte.ByteStream(self.screen)
 
     @property

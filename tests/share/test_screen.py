@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pyte
 
-from termshare.share.screen import BACKLOG_CAP, Screen, _emulator
+from termshare.share.screen import BACKLOG_CAP, Screen, emulator
 
 
 def replay(cols: int, rows: int, data: bytes) -> pyte.Screen:
     """A terminal that honours the alternate screen, as xterm.js and real terminals do."""
-    screen = _emulator(cols, rows)
+    screen = emulator(cols, rows)
     pyte.ByteStream(screen).feed(data)
     return screen
 
@@ -61,3 +61,9 @@ def test_alternate_screen_is_kept_apart_from_the_main_screen() -> None:
     assert after_exit.display[0].startswith("$ vim notes.txt")
     screen.feed(b"\x1b[?1049l$ ")
     assert replay(*screen.snapshot()).display[0].startswith("$ vim notes.txt")
+
+
+def test_sequences_pyte_cannot_parse_do_not_break_the_model() -> None:
+    screen = Screen(30, 5)
+    screen.feed(b"before\x1b[>4;2m after \x1b[?u\x1b[=5u ok")
+    assert "after" in replay(*screen.snapshot()).display[0]
