@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from websockets.exceptions import ConnectionClosed
+
 HIGH_WATER: Final = 8 * 1024 * 1024  # 8 MiB queued: stop sending output
 LOW_WATER: Final = 1024 * 1024  # 1 MiB: resume with a snapshot
 
@@ -48,6 +50,12 @@ class Sender:
         await self._idle.wait()
 
     async def run(self, ws: _Socket) -> None:
+        try:
+            await self._run(ws)
+        except ConnectionClosed:
+            return  # the connection loop notices too, and reconnects or ends
+
+    async def _run(self, ws: _Socket) -> None:
         while True:
             while self._queue:
                 frame = self._queue.popleft()

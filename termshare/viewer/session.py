@@ -30,6 +30,7 @@ from ..protocol.link import Link
 from ..protocol.viewer import ViewerProtocol, ViewerState
 from ..protocol.wire import MAX_FRAME, CloseCode, RejectReason, Role
 from ..share.pty import get_size, raw_terminal
+from ..share.sender import Sender
 from .record import Recording
 from .replies import filter_replies
 
@@ -78,6 +79,7 @@ class JoinSession:
         self._recording = Recording(open(opts.record, "w", encoding="utf-8")) if opts.record else None
         self._warned_read_only = False
         self._size: tuple[int, int] | None = None
+        self._sender = Sender(lambda: None)
 
     async def run(self) -> tuple[int, str]:
         """Returns (exit status, a sentence for the user)."""
@@ -150,11 +152,7 @@ class JoinSession:
     # -- relay ----------------------------------------------------------------------------------
     def _pump(self) -> None:
         assert self.viewer is not None
-        frames = self.viewer.frames_to_send()
-        ws = self._ws
-        if ws is not None and frames:
-            for frame in frames:
-                asyncio.ensure_future(_send(ws, frame))
+        self._sender.push(self.viewer.frames_to_send())  # one writer keeps the channel's order
         for event in self.viewer.events_received():
             self._on_event(event)
 
@@ -209,12 +207,15 @@ class JoinSession:
         loop = asyncio.get_running_loop()
         while True:
             ws: ClientConnection | None = None
+            writer: asyncio.Task[None] | None = None
             self.viewer = ViewerProtocol(self.opts.link, os.urandom)
             error = ""
             try:
                 async with connect(url, ssl=self.opts.ssl_context, max_size=MAX_FRAME, open_timeout=10,
                                    ping_interval=15, ping_timeout=15, compression=None) as ws:
                     self._ws = ws
+                    self._sender.reset()
+                    writer = asyncio.create_task(self._sender.run(ws))
                     async for message in ws:
                         if isinstance(message, bytes):
                             self.viewer.receive_frame(message)
@@ -229,6 +230,8 @@ class JoinSession:
                 error = str(exc) or type(exc).__name__
             finally:
                 self._ws = None
+                if writer is not None:
+                    writer.cancel()
             if self._result is not None and self._result.done():
                 return
             code = ws.close_code if ws is not None else None
@@ -246,7 +249,3 @@ class JoinSession:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
 
-
-async def _send(ws: ClientConnection, frame: bytes) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(frame)
