@@ -53,8 +53,7 @@ def browser() -> Iterator[Any]:
     executable = shutil.which("chromium")
     if executable is None:
         _unavailable("no `chromium` on PATH (Debian: apt-get install chromium)")
-    manager = sync_playwright()
-    pw = manager.start()
+    pw = sync_playwright().start()
     try:
         try:
             instance = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
@@ -65,7 +64,7 @@ def browser() -> Iterator[Any]:
         finally:
             instance.close()
     finally:
-        manager.__exit__(None, None, None)
+        pw.stop()
 
 
 class PageErrors:

@@ -211,6 +211,9 @@ export class TerminalView {
   async snapshot(cols, rows, data) {
     await this.barrier();
     this.term.reset();
+    // xterm.js draws no cursor until the terminal is focused or a program switches screens;
+    // a read-only viewer never focuses it, so flip to the alternate screen and back once.
+    this.term.write('\x1b[?1047h\x1b[?1047l');
     this._cprExpected = 0;
     this._setSize(cols, rows);
     this.write(data);
@@ -298,7 +301,7 @@ export class TerminalView {
     const lines = [];
     for (let y = 0; y < this.term.rows; y++) {
       const line = buffer.getLine(buffer.baseY + y);
-      lines.push(line ? line.translateToString(true) : '');
+      lines.push(line ? line.translateToString(true).replace(/\s+$/, '') : '');
     }
     return lines.join('\n');
   }
