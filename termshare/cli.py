@@ -1,4 +1,4 @@
-"""The `termshare` command line: serve, share, join."""
+"""The `termshare` command line: serve, share, join, sessions."""
 
 from __future__ import annotations
 
@@ -34,6 +34,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more seconds")
+    return value
+
+
 def _version() -> str:
     from .relay.web import WEB_DIR
 
@@ -64,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--trust-proxy", action="store_true", help="take client addresses from X-Forwarded-For (behind nginx)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="only browsers on this origin may connect (repeatable; default: any, since the relay holds no secrets)")
+    serve.add_argument("--share-token", action="append", default=[], metavar="TOKEN",
+                       help="sharers must present this token (repeatable; also env TERMSHARE_SHARE_TOKENS, comma-separated)")
+    serve.add_argument("--share-token-file", metavar="FILE",
+                       help="sharer tokens, one per line ('#' starts a comment); re-read at start only")
+    serve.add_argument("--admin-token", metavar="TOKEN", default=os.environ.get("TERMSHARE_ADMIN_TOKEN") or None,
+                       help="enable GET /admin/sessions with this bearer token (also env TERMSHARE_ADMIN_TOKEN)")
+    serve.add_argument("--idle-timeout", type=_seconds, default=0.0, metavar="SECONDS",
+                       help="end sessions with no traffic either way for this long (default 0: never)")
+    serve.add_argument("--node-name", help="the node label of metrics and the admin view (default: the host name)")
+    serve.add_argument("--log-format", choices=("json", "text"),
+                       help="log lines on stderr (default: text on a terminal, else JSON, one object a line)")
 
     share = sub.add_parser("share", help="share this terminal", description="Share a new shell (or --cmd) through a relay.")
     share.add_argument("--cmd", help="command to share instead of $SHELL (a shell-style string)")
@@ -75,12 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--open-browser", action="store_true", help="open the read-only link in a browser")
     share.add_argument("--qr", action="store_true", help="print the link as a QR code")
     share.add_argument("--json", action="store_true", help="print one JSON object per event on stdout (no terminal mirror)")
+    share.add_argument("--share-token", metavar="TOKEN", default=os.environ.get("TERMSHARE_SHARE_TOKEN") or None,
+                       help="the relay's sharer token, if it requires one (also env TERMSHARE_SHARE_TOKEN)")
 
     join = sub.add_parser("join", help="watch a shared terminal here", description="Join a session from this terminal. Ctrl-] leaves.")
     join.add_argument("url", help="a termshare link (quote it: it contains '#')")
     join.add_argument("--read-only", action="store_true", help="never type, even with a read-write link")
     join.add_argument("--record", metavar="FILE", help="write an asciicast v2 recording (asciinema play FILE)")
     join.add_argument("--cafile", help="trust this CA certificate (PEM) for the relay's TLS")
+
+    sessions = sub.add_parser("sessions", help="list a relay's sessions (metadata only)",
+                              description="List the sessions on a relay started with --admin-token: ids, age, "
+                                          "viewers, frames and bytes. Never content.")
+    sessions.add_argument("--relay", required=True, help="relay URL, e.g. https://relay.example/termshare/")
+    sessions.add_argument("--admin-token", metavar="TOKEN", default=os.environ.get("TERMSHARE_ADMIN_TOKEN") or None,
+                          help="the relay's admin token (also env TERMSHARE_ADMIN_TOKEN)")
+    sessions.add_argument("--cafile", help="trust this CA certificate (PEM) for the relay's TLS")
+    sessions.add_argument("--json", action="store_true", help="print the relay's JSON answer")
     return parser
 
 
@@ -91,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"serve": _serve, "share": _share, "join": _join}[args.command](args)
+        return {"serve": _serve, "share": _share, "join": _join, "sessions": _sessions}[args.command](args)
     except (TermshareError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
@@ -107,24 +139,63 @@ def _serve(args: argparse.Namespace) -> int:
     for path in (args.certfile, args.keyfile):
         if path and not os.path.isfile(path):
             raise TermshareError(f"no such file: {path}")
-    import uvicorn
-
     from .protocol.router import Limits
+    from .relay import logs
     from .relay.app import RelayConfig
-    from .relay.server import bind, uvicorn_config
+    from .relay.server import RelayServer, bind, uvicorn_config
 
-    limits = Limits(max_sessions=args.max_sessions, max_viewers=args.max_viewers, max_per_ip=args.max_per_ip)
+    tokens = _share_tokens(args)
+    limits = Limits(max_sessions=args.max_sessions, max_viewers=args.max_viewers, max_per_ip=args.max_per_ip,
+                    idle_timeout=args.idle_timeout)
     origins = frozenset(o.rstrip("/") for o in args.allowed_origin)
-    relay_config = RelayConfig(limits=limits, trust_proxy=args.trust_proxy, allowed_origins=origins)
-    config = uvicorn_config(relay_config, args.certfile, args.keyfile)
+    relay_config = RelayConfig(limits=limits, trust_proxy=args.trust_proxy, allowed_origins=origins,
+                               share_tokens=tokens, admin_token=args.admin_token)
+    if args.node_name:
+        relay_config.node = args.node_name
+    log_format = logs.setup(args.log_format)
+    config = uvicorn_config(relay_config, args.certfile, args.keyfile, own_logging=True)
     sock = bind(args.host, args.port)
     scheme = "https" if args.certfile else "http"
-    print(f"termshare relay on {scheme}://{args.host}:{sock.getsockname()[1]} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    url = f"{scheme}://{args.host}:{sock.getsockname()[1]}"
+    if log_format == "json":
+        logs.log("listening", url=url, node=relay_config.node, share_tokens=len(tokens),
+                 admin=args.admin_token is not None, idle_timeout=args.idle_timeout,
+                 message=f"termshare relay on {url} (Ctrl-C stops)")
+    else:
+        print(f"termshare relay on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        RelayServer(config).run(sockets=[sock])
     except (ValueError, OSError) as exc:  # e.g. an unreadable certificate
         raise TermshareError(f"cannot start the relay: {exc}") from None
     return 0
+
+
+def _share_tokens(args: argparse.Namespace) -> tuple[str, ...]:
+    """--share-token (repeatable), --share-token-file and TERMSHARE_SHARE_TOKENS, together."""
+    tokens = [t.strip() for t in args.share_token]
+    tokens += [t.strip() for t in os.environ.get("TERMSHARE_SHARE_TOKENS", "").split(",")]
+    if args.share_token_file:
+        try:
+            with open(args.share_token_file, encoding="utf-8") as f:
+                from_file = [line.split("#", 1)[0].strip() for line in f]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TermshareError(f"cannot read --share-token-file: {exc}") from None
+        if not any(from_file):
+            raise TermshareError(f"{args.share_token_file} holds no token (one per line, '#' starts a comment)")
+        tokens += from_file
+    tokens = [t for t in tokens if t]
+    for token in tokens:
+        if not token.isascii() or not token.isprintable() or " " in token:
+            raise TermshareError("a sharer token must be printable ASCII without spaces")
+    return tuple(dict.fromkeys(tokens))
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from .admin import list_sessions
+
+    if not args.admin_token:
+        raise TermshareError("give --admin-token (or set TERMSHARE_ADMIN_TOKEN)")
+    return list_sessions(args.relay, args.admin_token, args.cafile, args.json)
 
 
 def _share(args: argparse.Namespace) -> int:
@@ -153,7 +224,8 @@ def _share(args: argparse.Namespace) -> int:
             base = relay_base(args.relay, args.host, args.port)
         opts = ShareOptions(argv=argv, base=base, read_only=args.read_only, cafile=args.cafile,
                             ssl_context=ssl_context(base, args.cafile), json=args.json, qr=args.qr,
-                            open_browser=args.open_browser, embedded=embedded)
+                            open_browser=args.open_browser, embedded=embedded,
+                            share_token=None if embedded else args.share_token)
         try:
             return await ShareSession(opts).run()
         finally:

@@ -11,7 +11,12 @@ and Close.
 
     sharer: connected --REGISTER--> owns session --disconnect--> away (RESUME_GRACE) --REGISTER--> owns
             --END--> session forgotten, viewers closed 4410
+            --no frame either way for Limits.idle_timeout (if set)--> forgotten, viewers 4410, sharer 4408
     viewer: connected (READY with its id) --WELCOME forwarded--> admitted (receives GROUP)
+
+For operations the Router also keeps plain counters (`stats`, a RouterStats) and a queue of log
+records (`logs`: LogRecord, metadata only: session ids, viewer ids, close codes, counts and sizes,
+never a frame body) that the shell turns into metrics and log lines.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Limits:
     max_per_ip: int = 200  # open websockets per client address
     resume_grace: float = RESUME_GRACE  # seconds
     handshake_timeout: float = HANDSHAKE_TIMEOUT  # seconds
+    idle_timeout: float = 0.0  # seconds without a frame in either direction before a session ends; 0 = never
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,31 @@ class Close:
 Action = Send | Close
 
 
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """Something an operator may want in the relay's log: metadata only, never frame contents."""
+
+    event: str
+    fields: dict[str, str | int | float | None]
+
+
+@dataclass(slots=True)
+class RouterStats:
+    """Monotonic counters since the Router was made (the shell exports them as metrics)."""
+
+    sessions_registered: int = 0
+    sessions_resumed: int = 0
+    sessions_ended: dict[str, int] = field(default_factory=dict)  # cause -> count
+    viewers_joined: int = 0
+    frames_from_sharers: int = 0  # frames a sharer sent that the relay routed
+    bytes_from_sharers: int = 0
+    frames_to_viewers: int = 0  # copies queued to viewers (GROUP fans out to every admitted viewer)
+    bytes_to_viewers: int = 0
+    frames_from_viewers: int = 0  # HELLO/UPSTREAM forwarded to the sharer
+    bytes_from_viewers: int = 0
+    closes: dict[int, int] = field(default_factory=dict)  # close code -> connections the relay closed with it
+
+
 @dataclass(slots=True)
 class _Session:
     sid: str
@@ -74,6 +105,9 @@ class _Session:
     joined_at: dict[int, float] = field(default_factory=dict)  # viewer id -> time of READY
     frames: int = 0
     bytes: int = 0
+    last_activity: float = 0.0
+    viewer_frames: int = 0
+    viewer_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -92,30 +126,48 @@ class Router:
         self.actions: list[Action] = []
         self._conns: dict[int, _Conn] = {}
         self._per_ip: dict[str, int] = {}
+        self.stats = RouterStats()
+        self.logs: list[LogRecord] = []
 
     def take_actions(self) -> list[Action]:
         actions, self.actions = self.actions, []
         return actions
 
+    def take_logs(self) -> list[LogRecord]:
+        logs, self.logs = self.logs, []
+        return logs
+
+    def _log(self, event: str, **fields: str | int | float | None) -> None:
+        self.logs.append(LogRecord(event, fields))
+
+    def _close(self, conn: int, code: int, reason: str) -> None:
+        self.actions.append(Close(conn, code, reason))
+        self.stats.closes[code] = self.stats.closes.get(code, 0) + 1
+
     # -- connections ----------------------------------------------------------------------------
     def connected(self, conn: int, sid: str, ip: str, is_sharer: bool, now: float) -> None:
-        if not is_session_id(sid):
-            return self._refuse(conn, CloseCode.BAD_FRAME, "malformed session id")
+        role = "sharer" if is_sharer else "viewer"
+        if not is_session_id(sid):  # never logged: a malformed id may be anything, even a pasted secret
+            return self._refuse(conn, CloseCode.BAD_FRAME, "malformed session id", role, None, ip)
         if self._per_ip.get(ip, 0) >= self.limits.max_per_ip:
-            return self._refuse(conn, CloseCode.LIMIT, "too many connections from this address")
+            return self._refuse(conn, CloseCode.LIMIT, "too many connections from this address", role, sid, ip)
         state = _Conn(sid, ip, is_sharer)
         if not is_sharer:
             session = self.sessions.get(sid)
             if session is None:
-                return self._refuse(conn, CloseCode.UNKNOWN_SESSION, "no such session (ended, or a mistyped link)")
+                return self._refuse(conn, CloseCode.UNKNOWN_SESSION, "no such session (ended, or a mistyped link)",
+                                    role, sid, ip)
             if len(session.viewers) >= self.limits.max_viewers:
-                return self._refuse(conn, CloseCode.LIMIT, "this session has as many viewers as the relay allows")
+                return self._refuse(conn, CloseCode.LIMIT, "this session has as many viewers as the relay allows",
+                                    role, sid, ip)
             state.viewer_id = session.next_viewer_id
             session.next_viewer_id += 1
             session.viewers[state.viewer_id] = conn
             session.joined_at[state.viewer_id] = now
             present = b"\x01" if session.sharer is not None else b"\x00"
             self.actions.append(Send(conn, encode_frame(FrameKind.READY, present, state.viewer_id)))
+            self.stats.viewers_joined += 1
+            self._log("viewer_joined", sid=sid, viewer=state.viewer_id, viewers=len(session.viewers))
         self._conns[conn] = state
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
 
@@ -133,25 +185,33 @@ class Router:
             if session.sharer == conn:
                 session.sharer = None
                 session.away_since = now
+                self._log("sharer_away", sid=session.sid, viewers=len(session.viewers))
                 for vconn in session.viewers.values():
                     self.actions.append(Send(vconn, encode_frame(FrameKind.SHARER_AWAY)))
         elif session.viewers.get(state.viewer_id) == conn:
             del session.viewers[state.viewer_id]
             session.admitted.pop(state.viewer_id, None)
             session.joined_at.pop(state.viewer_id, None)
+            self._log("viewer_left", sid=session.sid, viewer=state.viewer_id, viewers=len(session.viewers))
             if session.sharer is not None:
                 self.actions.append(Send(session.sharer, encode_frame(FrameKind.VIEWER_LEFT, viewer_id=state.viewer_id)))
 
     def tick(self, now: float) -> None:
-        """Expire sessions whose sharer stayed away and viewers stuck in the handshake."""
+        """Expire sessions whose sharer stayed away or that went idle, and viewers stuck in the handshake."""
+        idle = self.limits.idle_timeout
         for session in list(self.sessions.values()):
             if session.away_since is not None and now - session.away_since >= self.limits.resume_grace:
-                self._end(session, "the sharer did not come back")
+                self._end(session, "the sharer did not come back", now, "grace_expired")
+                continue
+            if idle > 0 and now - session.last_activity >= idle:
+                self._end(session, "idle timeout", now, "idle", sharer_code=CloseCode.TIMEOUT)
                 continue
             for vid, joined in list(session.joined_at.items()):
                 if vid not in session.admitted and now - joined >= self.limits.handshake_timeout:
                     session.joined_at.pop(vid)
-                    self.actions.append(Close(session.viewers[vid], CloseCode.TIMEOUT, "the sharer did not answer the handshake"))
+                    self._close(session.viewers[vid], CloseCode.TIMEOUT, "the sharer did not answer the handshake")
+                    self._log("closed", role="viewer", sid=session.sid, viewer=vid, code=CloseCode.TIMEOUT,
+                              reason="handshake timeout")
 
     # -- frames -----------------------------------------------------------------------------------
     def received(self, conn: int, data: bytes, now: float) -> None:
@@ -166,7 +226,7 @@ class Router:
         if state.is_sharer:
             self._from_sharer(conn, state, header, data, now)
         else:
-            self._from_viewer(conn, state, header, data)
+            self._from_viewer(conn, state, header, data, now)
 
     def _from_sharer(self, conn: int, state: _Conn, header: Header, data: bytes, now: float) -> None:
         kind = header.kind
@@ -179,23 +239,31 @@ class Router:
             return  # superseded by a newer connection of the same owner
         session.frames += 1
         session.bytes += len(data)
+        session.last_activity = now
+        stats = self.stats
+        stats.frames_from_sharers += 1
+        stats.bytes_from_sharers += len(data)
         if kind is FrameKind.GROUP:
             if header.viewer_id != 0:
                 return self._drop_conn(conn, CloseCode.BAD_FRAME, "GROUP frames carry viewer id 0")
             for admitted in session.admitted.values():
                 self.actions.append(Send(admitted, data, droppable=True))
+            stats.frames_to_viewers += len(session.admitted)
+            stats.bytes_to_viewers += len(session.admitted) * len(data)
         elif kind is FrameKind.DIRECT or kind is FrameKind.WELCOME or kind is FrameKind.REJECT:
             vconn = session.viewers.get(header.viewer_id)
             if vconn is None:
                 return  # the viewer just left
             self.actions.append(Send(vconn, data))
+            stats.frames_to_viewers += 1
+            stats.bytes_to_viewers += len(data)
             if kind is FrameKind.WELCOME:
                 session.admitted[header.viewer_id] = vconn
             elif kind is FrameKind.REJECT:
                 reason = _REJECT_TEXT.get(data[-1], "rejected by the sharer")
-                self.actions.append(Close(vconn, CloseCode.REJECTED, reason))
+                self._close(vconn, CloseCode.REJECTED, reason)
         elif kind is FrameKind.END:
-            self._end(session, "the sharer ended the session")
+            self._end(session, "the sharer ended the session", now, "ended")
         else:
             self._drop_conn(conn, CloseCode.BAD_FRAME, f"a sharer may not send {kind.name}")
 
@@ -204,15 +272,21 @@ class Router:
         if session is None:
             if len(self.sessions) >= self.limits.max_sessions:
                 return self._drop_conn(conn, CloseCode.LIMIT, "the relay is full: too many sessions")
-            session = self.sessions[state.sid] = _Session(state.sid, token, conn, now)
+            session = self.sessions[state.sid] = _Session(state.sid, token, conn, now, last_activity=now)
+            self.stats.sessions_registered += 1
+            self._log("session_registered", sid=state.sid, sessions=len(self.sessions))
         elif not hmac.compare_digest(session.owner_token, token):
             return self._drop_conn(conn, CloseCode.SESSION_TAKEN, "this session id belongs to another sharer")
         else:
             if session.sharer is not None and session.sharer != conn:
                 old = session.sharer
-                self.actions.append(Close(old, CloseCode.SESSION_TAKEN, "replaced by a newer connection of the sharer"))
+                self._close(old, CloseCode.SESSION_TAKEN, "replaced by a newer connection of the sharer")
+            away = 0.0 if session.away_since is None else now - session.away_since
             session.sharer = conn
             session.away_since = None
+            session.last_activity = now
+            self.stats.sessions_resumed += 1
+            self._log("session_resumed", sid=state.sid, away_seconds=round(away, 3), viewers=len(session.viewers))
             for vconn in session.viewers.values():
                 self.actions.append(Send(vconn, encode_frame(FrameKind.SHARER_BACK)))
         state.registered = True
@@ -220,7 +294,7 @@ class Router:
         body = struct.pack(f">I{len(ids)}I", len(ids), *ids)
         self.actions.append(Send(conn, encode_frame(FrameKind.READY, body)))
 
-    def _from_viewer(self, conn: int, state: _Conn, header: Header, data: bytes) -> None:
+    def _from_viewer(self, conn: int, state: _Conn, header: Header, data: bytes, now: float) -> None:
         kind = header.kind
         if kind is not FrameKind.HELLO and kind is not FrameKind.UPSTREAM:
             return self._drop_conn(conn, CloseCode.BAD_FRAME, f"a viewer may not send {kind.name}")
@@ -231,19 +305,33 @@ class Router:
             return
         if kind is FrameKind.UPSTREAM and state.viewer_id not in session.admitted:
             return self._drop_conn(conn, CloseCode.BAD_FRAME, "UPSTREAM before the handshake finished")
+        session.last_activity = now
+        session.viewer_frames += 1
+        session.viewer_bytes += len(data)
         if session.sharer is not None:
             self.actions.append(Send(session.sharer, data))
+            self.stats.frames_from_viewers += 1
+            self.stats.bytes_from_viewers += len(data)
 
     # -- endings ------------------------------------------------------------------------------------
-    def _end(self, session: _Session, reason: str) -> None:
+    def _end(self, session: _Session, reason: str, now: float, cause: str, sharer_code: int = CloseCode.NORMAL) -> None:
         del self.sessions[session.sid]
         for vconn in session.viewers.values():
-            self.actions.append(Close(vconn, CloseCode.SESSION_ENDED, reason))
+            self._close(vconn, CloseCode.SESSION_ENDED, reason)
         if session.sharer is not None:
-            self.actions.append(Close(session.sharer, CloseCode.NORMAL, reason))
+            self._close(session.sharer, sharer_code, reason)
+        ended = self.stats.sessions_ended
+        ended[cause] = ended.get(cause, 0) + 1
+        self._log("session_ended", sid=session.sid, cause=cause, age_seconds=round(now - session.created, 3),
+                  viewers=len(session.viewers), frames=session.frames, bytes=session.bytes,
+                  viewer_frames=session.viewer_frames, viewer_bytes=session.viewer_bytes)
 
-    def _refuse(self, conn: int, code: int, reason: str) -> None:
-        self.actions.append(Close(conn, code, reason))
+    def _refuse(self, conn: int, code: int, reason: str, role: str, sid: str | None, ip: str) -> None:
+        self._close(conn, code, reason)
+        self._log("refused", role=role, sid=sid, ip=ip, code=code, reason=reason)
 
     def _drop_conn(self, conn: int, code: int, reason: str) -> None:
-        self.actions.append(Close(conn, code, reason))
+        self._close(conn, code, reason)
+        state = self._conns[conn]  # every caller holds a live connection
+        role = "sharer" if state.is_sharer else "viewer"
+        self._log("closed", role=role, sid=state.sid, viewer=state.viewer_id or None, code=code, reason=reason)

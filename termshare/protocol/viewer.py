@@ -199,6 +199,10 @@ class ViewerProtocol:
         self._events.append(ev.Welcomed(self.can_write))
 
     def _on_direct(self, frame: Frame) -> None:
+        if self.state is ViewerState.HANDSHAKE:
+            # After a sharer resume, a snapshot may be addressed to a channel whose WELCOME was
+            # lost; our fresh HELLO replaces that channel, so the frame is for keys we never had.
+            return
         if self.state not in _JOINED or self._recv is None:
             raise FrameError("DIRECT frame before WELCOME")
         self._check_recipient(frame.header)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -19,10 +21,20 @@ SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection befor
 HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
 
 
-class Outbox:
-    __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap")
+@dataclass(slots=True)
+class OutboxStats:
+    """Shared by every Outbox of one relay, for its metrics."""
 
-    def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP) -> None:
+    dropped: int = 0  # GROUP frames skipped for viewers over soft_cap
+    too_slow: int = 0  # connections closed 4508 over hard_cap
+
+
+class Outbox:
+    __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap", "stats",
+                 "on_too_slow")
+
+    def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP,
+                 stats: OutboxStats | None = None, on_too_slow: Callable[[], None] | None = None) -> None:
         self._ws = ws
         self._queue: deque[bytes] = deque()
         self._queued = 0
@@ -32,15 +44,21 @@ class Outbox:
         self.soft_cap = soft_cap
         self.hard_cap = hard_cap
         self.task: asyncio.Task[None] | None = None
+        self.stats = stats or OutboxStats()
+        self.on_too_slow = on_too_slow
 
     def send(self, data: bytes, droppable: bool) -> None:
         if self._close is not None:
             return
         if droppable and self._queued + len(data) > self.soft_cap:
             self.dropped += 1
+            self.stats.dropped += 1
             return
         if self._queued + len(data) > self.hard_cap:
             self.close(CloseCode.TOO_SLOW, "too slow: the relay's queue for this viewer overflowed")
+            self.stats.too_slow += 1
+            if self.on_too_slow is not None:
+                self.on_too_slow()
             return
         self._queue.append(data)
         self._queued += len(data)

@@ -77,7 +77,11 @@ def guarded_protocol(max_per_ip: int | None) -> type[H11Protocol]:
     return GuardedH11Protocol
 
 
-def uvicorn_config(config: RelayConfig, certfile: str | None = None, keyfile: str | None = None) -> uvicorn.Config:
+def uvicorn_config(config: RelayConfig, certfile: str | None = None, keyfile: str | None = None,
+                   own_logging: bool = False) -> uvicorn.Config:
+    """`own_logging`: leave logging alone (the caller set it up, see relay.logs.setup) instead of
+    letting uvicorn install its default handlers."""
+    extra: dict[str, Any] = {"log_config": None} if own_logging else {}
     return uvicorn.Config(
         create_app(config),
         http=guarded_protocol(None if config.trust_proxy else config.limits.max_per_ip),
@@ -92,7 +96,19 @@ def uvicorn_config(config: RelayConfig, certfile: str | None = None, keyfile: st
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
         timeout_keep_alive=5,
         proxy_headers=False,
+        **extra,
     )
+
+
+class RelayServer(uvicorn.Server):
+    """uvicorn's server that marks the relay as draining (/readyz answers 503) as soon as it is
+    asked to stop, so a load balancer stops sending new sessions while connections wind down."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        relay = getattr(getattr(self.config.app, "state", None), "relay", None)
+        if relay is not None:
+            relay.draining = True
+        super().handle_exit(sig, frame)
 
 
 class EmbeddedRelay:

@@ -43,7 +43,8 @@ QUIET: Final = 0.010  # seconds without output after which the next byte is sent
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
 FATAL_CLOSES: Final = {
     CloseCode.SESSION_TAKEN: "the relay says this session id belongs to someone else",
-    CloseCode.TOKEN_REQUIRED: "the relay requires a sharer token",
+    CloseCode.TOKEN_REQUIRED: "the relay requires a sharer token: pass --share-token or set TERMSHARE_SHARE_TOKEN",
+    CloseCode.TIMEOUT: "the relay ended the session because it was idle",  # only idle expiry closes a sharer 4408
     CloseCode.LIMIT: "the relay refused: a limit was reached",
     CloseCode.BAD_FRAME: "the relay refused our frames (a version mismatch?)",
 }
@@ -64,6 +65,7 @@ class ShareOptions:
     qr: bool = False
     open_browser: bool = False
     embedded: bool = False
+    share_token: str | None = None  # sent as `Authorization: Bearer` to relays that require one
 
 
 class ShareSession:
@@ -379,12 +381,14 @@ class ShareSession:
 
     async def _connection_loop(self) -> None:
         url = websocket_url(self.opts.base, "share", self.protocol.sid)
+        token = self.opts.share_token
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         delay = 0.25
         while self.protocol.state is not ShareState.ENDED:
             writer: asyncio.Task[None] | None = None
             ws: ClientConnection | None = None
             try:
-                async with connect(url, ssl=self.opts.ssl_context, max_size=MAX_FRAME, open_timeout=10,
+                async with connect(url, ssl=self.opts.ssl_context, additional_headers=headers, max_size=MAX_FRAME, open_timeout=10,
                                    ping_interval=15, ping_timeout=15, compression=None,
                                    write_limit=256 * 1024) as ws:
                     self._ws = ws

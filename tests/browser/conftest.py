@@ -44,7 +44,7 @@ def ms(seconds: float) -> float:
 
 
 # -- the browser -------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down after tests/browser: Playwright's sync API holds an event loop
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -109,7 +109,7 @@ def page(new_page: Callable[[], Any], page_errors: PageErrors) -> Iterator[Any]:
 
 
 # -- relay and sharers -------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down after tests/browser: Playwright's sync API holds an event loop
 def relay() -> Iterator[Relay]:
     r = Relay("--host", "127.0.0.1")
     try:

@@ -289,6 +289,9 @@ export class ViewerProtocol {
 
   /** @private @param {import('./envelope.js').Frame} frame */
   async _onDirect(frame) {
+    // After a sharer resume, a snapshot may be addressed to a channel whose WELCOME was lost;
+    // our fresh HELLO replaces that channel (PROTOCOL.md §7.1).
+    if (this._state === 'HANDSHAKE') return;
     if (!this._joined() || this._recv === null) throw new FrameError('DIRECT frame before WELCOME');
     this._checkRecipient(frame);
     const message = decodeMessage(FrameKind.DIRECT, await this._recv.open(frame, frame.body));
