@@ -301,8 +301,8 @@ class Router:
         if header.viewer_id != state.viewer_id:
             return self._drop_conn(conn, CloseCode.BAD_FRAME, "frame carries another viewer's id")
         session = self.sessions.get(state.sid)
-        if session is None:
-            return
+        if session is None or session.viewers.get(state.viewer_id) != conn:
+            return  # a closing connection of an ended session must not speak for a newer viewer
         if kind is FrameKind.UPSTREAM and state.viewer_id not in session.admitted:
             return self._drop_conn(conn, CloseCode.BAD_FRAME, "UPSTREAM before the handshake finished")
         session.last_activity = now

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from ..protocol.share import MAX_SNAPSHOT_DATA
+
 if TYPE_CHECKING:
     import pyte
 
@@ -102,19 +104,31 @@ class Screen:
             # pyte chokes on a few sequences; start over from what follows rather than fail.
             self._new_emulator()
 
-    def snapshot(self) -> tuple[int, int, bytes]:
-        """(cols, rows, bytes that repaint this screen on a freshly reset terminal).
+    def snapshot(self, limit: int = MAX_SNAPSHOT_DATA) -> tuple[int, int, bytes]:
+        """(cols, rows, bytes that repaint this screen on a freshly reset terminal), at most
+        `limit` bytes: a huge screen full of colours falls back to plain text, then to its
+        bottom rows, rather than to no snapshot at all.
 
         In a full-screen program's alternate screen, the main screen is painted first and the
         alternate one on top, so that the viewer gets the main screen back when the program exits.
         """
         self.catch_up()
+        data = self._render(colours=True, first_row=0)
+        if len(data) > limit:
+            data = self._render(colours=False, first_row=0)
+        first_row = 0
+        while len(data) > limit and first_row < self._screen.lines - 1:
+            first_row += max(1, (self._screen.lines - first_row) // 10)
+            data = self._render(colours=False, first_row=first_row)
+        return self._screen.columns, self._screen.lines, data
+
+    def _render(self, colours: bool, first_row: int) -> bytes:
         screen = self._screen
         out = ["\x1b[0m\x1b[H\x1b[2J"]
-        if screen.saved_main is not None:
-            _paint(out, screen.saved_main, screen.lines, screen.columns)
+        if screen.saved_main is not None and colours:
+            _paint(out, screen.saved_main, range(screen.lines), screen.columns, colours)
             out.append("\x1b[?1049h\x1b[H\x1b[2J")
-        _paint(out, screen.buffer, screen.lines, screen.columns)
+        _paint(out, screen.buffer, range(first_row, screen.lines), screen.columns, colours)
         modes = screen.mode
         for mode in _PRIVATE_MODES:
             if (mode << 5) in modes:
@@ -122,23 +136,25 @@ class Screen:
         out.append(f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H")
         if screen.cursor.hidden:
             out.append("\x1b[?25l")
-        return screen.columns, screen.lines, "".join(out).encode("utf-8", "replace")
+        return "".join(out).encode("utf-8", "replace")
 
 
-def _paint(out: list[str], buffer: Any, lines: int, columns: int) -> None:
-    for y in range(lines):
+def _paint(out: list[str], buffer: Any, rows: range, columns: int, colours: bool) -> None:
+    for y in rows:
         line = buffer[y]
         out.append(f"\x1b[{y + 1};1H")
         last = ""
         text_end = max((x + 1 for x, ch in line.items() if ch.data not in (" ", "") or ch.bg != "default" or ch.reverse), default=0)
         for x in range(min(text_end, columns)):
             char = line[x]
-            sgr = _sgr(char)
-            if sgr != last:
-                out.append(sgr)
-                last = sgr
+            if colours:
+                sgr = _sgr(char)
+                if sgr != last:
+                    out.append(sgr)
+                    last = sgr
             out.append(char.data)
-        out.append("\x1b[0m")
+        if colours:
+            out.append("\x1b[0m")
 
 
 _ALT_SCREEN: Final = (47, 1047, 1049)

@@ -67,3 +67,17 @@ def test_sequences_pyte_cannot_parse_do_not_break_the_model() -> None:
     screen = Screen(30, 5)
     screen.feed(b"before\x1b[>4;2m after \x1b[?u\x1b[=5u ok")
     assert "after" in replay(*screen.snapshot()).display[0]
+
+
+def test_huge_colourful_screen_still_fits_one_snapshot_frame() -> None:
+    from termshare.protocol.share import MAX_SNAPSHOT_DATA
+
+    screen = Screen(1000, 1000)
+    row = b"".join(b"\x1b[38;2;%d;2;3m\xe2\x96\x88" % (i % 256) for i in range(1000))
+    screen.feed(b"\r\n".join([row] * 40) + b"\r\nlast line")
+    cols, rows, data = screen.snapshot()
+    assert (cols, rows) == (1000, 1000) and len(data) <= MAX_SNAPSHOT_DATA
+    assert b"last line" in data
+    small = Screen(20, 3)
+    small.feed(b"\x1b[31mred\x1b[0m")
+    assert b"\x1b[0;31m" in small.snapshot()[2]  # colours kept when they fit
