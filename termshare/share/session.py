@@ -389,7 +389,7 @@ class ShareSession:
             ws: ClientConnection | None = None
             try:
                 async with connect(url, ssl=self.opts.ssl_context, additional_headers=headers, max_size=MAX_FRAME, open_timeout=10,
-                                   ping_interval=15, ping_timeout=15, compression=None,
+                                   ping_interval=5, ping_timeout=5, close_timeout=2, compression=None,
                                    write_limit=256 * 1024) as ws:
                     self._ws = ws
                     self.protocol.connect()
@@ -436,7 +436,8 @@ class ShareSession:
         return self.protocol.state is ShareState.ENDED  # changes under callbacks, hidden from narrowing
 
     def _stop_with_message(self, message: str) -> None:
-        self._write_local(f"\r\ntermshare: {message}; sharing stopped, the shell keeps running.\r\n".encode())
+        if self.mirror:  # in --json mode stdout carries JSON lines only
+            self._write_local(f"\r\ntermshare: {message}; sharing stopped, the shell keeps running.\r\n".encode())
         self._emit("error", message=message)
 
 

@@ -212,7 +212,7 @@ class JoinSession:
             error = ""
             try:
                 async with connect(url, ssl=self.opts.ssl_context, max_size=MAX_FRAME, open_timeout=10,
-                                   ping_interval=15, ping_timeout=15, compression=None) as ws:
+                                   ping_interval=5, ping_timeout=5, close_timeout=2, compression=None) as ws:
                     self._ws = ws
                     self._sender.reset()
                     writer = asyncio.create_task(self._sender.run(ws))

@@ -11,6 +11,7 @@ class Proxy:
         self.target_port = target_port
         self.port = 0
         self.stalled = False
+        self._frozen: set[int] = set()  # ids of writers whose connection is stalled
         self._pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._server: asyncio.Server | None = None
 
@@ -30,13 +31,18 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                while self.stalled:
+                while self.stalled or id(writer) in self._frozen:
                     await asyncio.sleep(0.05)
                 writer.write(data)
                 await writer.drain()
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+
+    def stall_current(self) -> None:
+        """Stop moving bytes on every current connection, without closing it (a dead path)."""
+        for a, b in self._pairs:
+            self._frozen.update((id(a), id(b)))
 
     def cut(self) -> None:
         """Drop every connection at once, like a network blip (RST, no close handshake)."""

@@ -10,6 +10,8 @@ import signal
 import socket
 import time
 
+import pytest
+
 from termshare.protocol import events as ev
 
 from ..procs import HeadlessShare, Relay, stop, timeout
@@ -151,7 +153,43 @@ def test_stalled_viewer_costs_bounded_memory_and_slows_no_one() -> None:
         relay.close()
 
 
-def test_sigterm_ends_share_cleanly_and_tells_viewers() -> None:
+def test_stalled_sharer_path_is_detected_and_resumed() -> None:
+    """The sharer's TCP path goes silent (no RST, no FIN): websocket pings notice, share reconnects."""
+    relay = Relay()
+
+    async def scenario() -> tuple[float, Recorder, HeadlessShare]:
+        proxy = Proxy(relay.port)
+        await proxy.start()
+        share = await asyncio.to_thread(
+            HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port), "--cmd", TICKER.format(n=300, pause=0.1))
+        url = share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/")
+        rec = Recorder(url)
+        task = asyncio.create_task(rec.run())
+        try:
+            await wait_for(lambda: len(ticks(rec.output())) >= 5, 10)
+            stalled = time.monotonic()
+            proxy.stall_current()
+            await wait_for(lambda: rec.kinds().count("Snapshot") >= 2, 30)  # the resume's snapshot
+            back = time.monotonic() - stalled
+            before = len(ticks(rec.output()))
+            await wait_for(lambda: len(ticks(rec.output())) > before + 3, 10)
+            task.cancel()
+        finally:
+            await proxy.close()
+        return back, rec, share
+
+    back, rec, share = asyncio.run(scenario())
+    try:
+        print(f"\nstalled sharer path: resumed {back:.1f} s after the stall")
+        output_ticks_in_order(rec)
+        assert back < timeout(25)
+    finally:
+        share.close()
+        relay.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_ends_share_cleanly_and_tells_viewers(sig: int) -> None:
     relay = Relay()
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", "sleep 60")
     rec = Recorder(share.links["read_only"])
@@ -159,13 +197,14 @@ def test_sigterm_ends_share_cleanly_and_tells_viewers() -> None:
     async def scenario() -> None:
         task = asyncio.create_task(rec.run())
         await wait_for(lambda: "Snapshot" in rec.kinds(), 10)
-        share.proc.send_signal(signal.SIGTERM)
+        share.proc.send_signal(sig)
         await asyncio.wait_for(task, timeout(10))
 
     try:
         asyncio.run(scenario())
-        assert share.proc.wait(timeout(10)) == 128 + signal.SIGHUP or share.proc.returncode in (128 + 15, 129)
-        assert any(isinstance(e, ev.Ended) for _, e in rec.events) or 4410 in rec.closes
+        assert share.proc.wait(timeout(10)) == 128 + sig
+        assert any(isinstance(e, ev.Ended) and e.exit_status == 128 + sig for _, e in rec.events)
+        assert share.proc.stderr is not None and b"Traceback" not in share.proc.stderr.read()
     finally:
         stop(share.proc)
         relay.close()
