@@ -46,3 +46,10 @@ def test_join_to_file_and_record(procs: Procs, shared_relay: Relay, tmp_path: Pa
     assert "\r\nrec-64\r\n" in played
     # Playing the recording shows exactly what join wrote (after the reset before the first screen).
     assert played == "\x1bc" + data.decode("utf-8")
+    # asciinema itself accepts the file: `asciinema cat` replays it (without timing) to stdout.
+    import subprocess
+    import sys
+
+    replayed = subprocess.run([sys.executable, "-m", "asciinema", "cat", str(cast)], capture_output=True, timeout=30)
+    assert replayed.returncode == 0, replayed.stderr
+    assert b"rec-64" in replayed.stdout
