@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="enable GET /admin/sessions with this bearer token (also env TERMSHARE_ADMIN_TOKEN)")
     serve.add_argument("--idle-timeout", type=_seconds, default=0.0, metavar="SECONDS",
                        help="end sessions with no traffic either way for this long (default 0: never)")
+    serve.add_argument("--redis", metavar="URL", default=os.environ.get("TERMSHARE_REDIS") or None,
+                       help="scale out: share sessions with other relay nodes through Redis (redis://host:6379/0)")
     serve.add_argument("--node-name", help="the node label of metrics and the admin view (default: the host name)")
     serve.add_argument("--log-format", choices=("json", "text"),
                        help="log lines on stderr (default: text on a terminal, else JSON, one object a line)")
@@ -149,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
                     idle_timeout=args.idle_timeout)
     origins = frozenset(o.rstrip("/") for o in args.allowed_origin)
     relay_config = RelayConfig(limits=limits, trust_proxy=args.trust_proxy, allowed_origins=origins,
-                               share_tokens=tokens, admin_token=args.admin_token)
+                               share_tokens=tokens, admin_token=args.admin_token, redis_url=args.redis)
     if args.node_name:
         relay_config.node = args.node_name
     log_format = logs.setup(args.log_format)

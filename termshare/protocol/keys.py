@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .envelope import Header
 from .errors import DecryptionError, HandshakeError, SequenceError
-from .wire import KEY_SIZE, REKEY_FRAMES, SECRET_SIZE, Role
+from .wire import KEY_FP_SIZE, KEY_SIZE, REKEY_FRAMES, SECRET_SIZE, Role
 
 Rng = Callable[[int], bytes]
 
@@ -78,6 +78,11 @@ def new_x25519(rng: Rng) -> tuple[X25519PrivateKey, bytes]:
 def new_ed25519(rng: Rng) -> tuple[Ed25519PrivateKey, bytes]:
     private = Ed25519PrivateKey.from_private_bytes(rng(32))
     return private, private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def sign_key_fp(sid: str, public: bytes) -> bytes:
+    """The fingerprint links carry, so a viewer accepts only the real sharer's key (§2.3)."""
+    return hashlib.sha256(b"termshare/1 sharer key" + sid.encode() + public).digest()[:KEY_FP_SIZE]
 
 
 def hello_key(psk: bytes, ev_public: bytes, sid: str) -> bytes:

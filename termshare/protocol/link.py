@@ -10,7 +10,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .errors import LinkError
-from .wire import SECRET_SIZE, Role
+from .wire import KEY_FP_SIZE, SECRET_SIZE, Role
 
 SID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{16}")
 _ROLE_LETTER: Final = {Role.READ_WRITE: "w", Role.READ_ONLY: "r"}
@@ -37,17 +37,18 @@ class Link:
     sid: str
     role: Role
     secret: bytes
+    key_fp: bytes  # fingerprint of the sharer's signing key (§2.3): who may speak as the sharer
 
     def __repr__(self) -> str:  # never print the secret by accident
         return f"Link(base={self.base!r}, sid={self.sid!r}, role={self.role.name})"
 
     @property
     def url(self) -> str:
-        return format_link(self.base, self.sid, self.role, self.secret)
+        return format_link(self.base, self.sid, self.role, self.secret, self.key_fp)
 
 
-def format_link(base: str, sid: str, role: Role, secret: bytes) -> str:
-    return f"{base.rstrip('/')}/s/{sid}#{_ROLE_LETTER[role]}.{b64u_encode(secret)}"
+def format_link(base: str, sid: str, role: Role, secret: bytes, key_fp: bytes) -> str:
+    return f"{base.rstrip('/')}/s/{sid}#{_ROLE_LETTER[role]}.{b64u_encode(secret + key_fp)}"
 
 
 def parse_link(url: str) -> Link:
@@ -73,10 +74,10 @@ def parse_link(url: str) -> Link:
     if role is None or not dot:
         raise LinkError("the key after '#' must start with 'w.' (read-write) or 'r.' (read-only)")
     try:
-        secret = b64u_decode(encoded)
+        key = b64u_decode(encoded)
     except (ValueError, binascii.Error):
-        secret = b""
-    if len(secret) != SECRET_SIZE:
-        raise LinkError("the key after '#' is damaged: it must be 22 characters of base64url")
+        key = b""
+    if len(key) != SECRET_SIZE + KEY_FP_SIZE:
+        raise LinkError("the key after '#' is damaged: it must be 43 characters of base64url")
     base = f"{parts.scheme}://{parts.netloc}{match['prefix']}"
-    return Link(base, sid, role, secret)
+    return Link(base, sid, role, key[:SECRET_SIZE], key[SECRET_SIZE:])

@@ -117,6 +117,7 @@ class _Conn:
     is_sharer: bool
     viewer_id: int = 0
     registered: bool = False
+    hellos: int = 1  # handshakes this viewer may still start: one, and one more per SHARER_BACK
 
 
 class Router:
@@ -287,8 +288,10 @@ class Router:
             session.last_activity = now
             self.stats.sessions_resumed += 1
             self._log("session_resumed", sid=state.sid, away_seconds=round(away, 3), viewers=len(session.viewers))
-            for vconn in session.viewers.values():
+            for vid, vconn in session.viewers.items():
                 self.actions.append(Send(vconn, encode_frame(FrameKind.SHARER_BACK)))
+                if vid not in session.admitted and vconn in self._conns:
+                    self._conns[vconn].hellos = 1  # its HELLO may have been lost while the sharer was away
         state.registered = True
         ids = list(session.viewers)
         body = struct.pack(f">I{len(ids)}I", len(ids), *ids)
@@ -305,11 +308,18 @@ class Router:
             return  # a closing connection of an ended session must not speak for a newer viewer
         if kind is FrameKind.UPSTREAM and state.viewer_id not in session.admitted:
             return self._drop_conn(conn, CloseCode.BAD_FRAME, "UPSTREAM before the handshake finished")
+        if kind is FrameKind.HELLO:
+            # Each HELLO costs the sharer a DH and a snapshot: one per connection (§4.3).
+            if state.viewer_id in session.admitted or state.hellos <= 0:
+                return self._drop_conn(conn, CloseCode.BAD_FRAME, "one handshake per connection")
+            state.hellos -= 1
         session.last_activity = now
         session.viewer_frames += 1
         session.viewer_bytes += len(data)
         if session.sharer is not None:
-            self.actions.append(Send(session.sharer, data))
+            # Droppable: viewers must never be able to fill the sharer's queue and get it closed.
+            # A dropped UPSTREAM frame breaks that viewer's channel (§6.1), and only that one.
+            self.actions.append(Send(session.sharer, data, droppable=True))
             self.stats.frames_from_viewers += 1
             self.stats.bytes_from_viewers += len(data)
 

@@ -41,6 +41,7 @@ from .keys import (
     new_ed25519,
     new_x25519,
     nonce,
+    sign_key_fp,
     x25519,
 )
 from .link import b64u_encode, format_link
@@ -83,6 +84,9 @@ Clock = Callable[[], float]
 ScreenSource = Callable[[], tuple[int, int, bytes]]
 
 _U32 = struct.Struct(">I")
+# Replayed HELLOs are refused while their EV is remembered; the relay binds each HELLO to one
+# connection (one handshake each), so older ones cannot be replayed to a live viewer id anyway.
+SEEN_HELLOS = 65536
 MAX_SNAPSHOT_DATA = MAX_FRAME - HEADER_SIZE - 1 - 12 - TAG_SIZE
 
 
@@ -99,6 +103,7 @@ class _Channel:
     can_write: bool
     send: SendChain
     recv: RecvChain
+    snapshot_at: tuple[int, int] = (-1, -1)  # group (epoch, seq) of the last snapshot sent
 
 
 def new_session_id(rng: Rng) -> str:
@@ -120,6 +125,7 @@ class ShareProtocol:
         self._keys = SessionKeys.from_secret(self.sid, Role.READ_WRITE, self._rw_secret)
         self._owner_token = rng(OWNER_TOKEN_SIZE)
         self._sign_private, self._sign_public = new_ed25519(rng)
+        self.key_fp = sign_key_fp(self.sid, self._sign_public)
         self._group_epoch = 0
         self._group_seq = 0
         self._group_key = rng(KEY_SIZE)
@@ -127,7 +133,7 @@ class ShareProtocol:
         self._group_started = clock()
         self._rotate_pending = False
         self._channels: dict[int, _Channel] = {}
-        self._seen_hellos: set[bytes] = set()
+        self._seen_hellos: dict[bytes, None] = {}  # insertion-ordered, bounded by SEEN_HELLOS
         self._frames: list[bytes] = []
         self._events: list[ev.ShareEvent] = []
         self._was_live = False
@@ -138,10 +144,10 @@ class ShareProtocol:
     def read_write_link(self, base: str) -> str | None:
         if self.read_only:
             return None
-        return format_link(base, self.sid, Role.READ_WRITE, self._rw_secret)
+        return format_link(base, self.sid, Role.READ_WRITE, self._rw_secret, self.key_fp)
 
     def read_only_link(self, base: str) -> str:
-        return format_link(base, self.sid, Role.READ_ONLY, self._ro_secret)
+        return format_link(base, self.sid, Role.READ_ONLY, self._ro_secret, self.key_fp)
 
     @property
     def viewer_count(self) -> int:
@@ -270,7 +276,9 @@ class ShareProtocol:
             dh = x25519(es_private, ev_public)
         except ProtocolError:
             return self._reject(vid, RejectReason.PROTOCOL_ERROR)
-        self._seen_hellos.add(ev_public)
+        self._seen_hellos[ev_public] = None
+        if len(self._seen_hellos) > SEEN_HELLOS:
+            del self._seen_hellos[next(iter(self._seen_hellos))]
         ck_s2v, ck_v2s = channel_chain_keys(dh, psk, self.sid, vid, role, ev_public, es_public)
         channel = _Channel(role is Role.READ_WRITE, SendChain(ck_s2v, self.sid), RecvChain(ck_v2s, self.sid))
         replaced = vid in self._channels
@@ -298,7 +306,11 @@ class ShareProtocol:
                 return self._reject(vid, RejectReason.PROTOCOL_ERROR)
             self._events.append(ev.Input(vid, message.data))
         elif isinstance(message, ResyncMessage):
-            self._send_snapshot(vid, channel)
+            # A snapshot costs a screen render and up to 1 MiB: answer a RESYNC only if the screen
+            # may have changed since this viewer's last one (an honest viewer sends one RESYNC
+            # per snapshot it needs; a flood gets nothing more).
+            if channel.snapshot_at != (self._group_epoch, self._group_seq):
+                self._send_snapshot(vid, channel)
         else:
             assert isinstance(message, PingMessage)
             self._send_direct(vid, channel, PongMessage(message.token))
@@ -315,6 +327,7 @@ class ShareProtocol:
         cols, rows, data = self._screen()
         if len(data) > MAX_SNAPSHOT_DATA:
             raise ValueError(f"screen snapshot of {len(data)} bytes exceeds {MAX_SNAPSHOT_DATA}")
+        channel.snapshot_at = (self._group_epoch, self._group_seq)
         self._send_direct(vid, channel, SnapshotMessage(self._group_epoch, self._group_seq, cols, rows, data))
 
     def _send_direct(self, vid: int, channel: _Channel, message: Message) -> None:

@@ -36,6 +36,7 @@ from .keys import (
     hello_tag,
     new_x25519,
     open_group,
+    sign_key_fp,
     verify_group_signature,
     x25519,
 )
@@ -76,6 +77,7 @@ class ViewerProtocol:
     def __init__(self, link: Link, rng: Rng) -> None:
         self.sid = link.sid
         self.role = link.role
+        self._key_fp = link.key_fp
         self._keys = SessionKeys.from_secret(link.sid, link.role, link.secret)
         self._rng = rng
         self.state = ViewerState.CONNECTING
@@ -190,6 +192,10 @@ class ViewerProtocol:
             welcome = decode_welcome(recv.open(frame.header, ciphertext))
         except ProtocolError as exc:
             raise HandshakeError(f"WELCOME could not be opened: {exc}") from None
+        if sign_key_fp(self.sid, welcome.sign_key) != self._key_fp:
+            # Anyone holding this link's secret can complete the handshake; only the sharer holds
+            # the signing key whose fingerprint the link carries (§2.3, §3.3).
+            raise HandshakeError("the sharer's signing key does not match the link")
         self._ev_private = None  # ephemeral secret: erase as soon as the channel exists
         self._recv, self._send = recv, SendChain(ck_v2s, self.sid)
         self._sign_key = welcome.sign_key

@@ -16,6 +16,7 @@ REKEY_SECONDS: Final = 900.0  # seconds per key
 RESUME_GRACE: Final = 120.0  # seconds a relay keeps a session whose sharer dropped
 HANDSHAKE_TIMEOUT: Final = 10.0  # seconds from READY to WELCOME
 SECRET_SIZE: Final = 16  # bytes, 128 bits
+KEY_FP_SIZE: Final = 16  # bytes of SHA-256 over the sharer's signing key carried in links
 SID_SIZE: Final = 16  # characters of b64u(12 random bytes)
 TAG_SIZE: Final = 16
 SIG_SIZE: Final = 64

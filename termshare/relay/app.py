@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +33,9 @@ from .logs import log
 from .metrics import CONTENT_TYPE, Metric, render
 from .outbox import HARD_CAP, SOFT_CAP, Outbox, OutboxStats
 from .web import WEB_DIR, make_handlers
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 TOKEN_REASON = "this relay requires a sharer token (Authorization: Bearer TOKEN)"
 
@@ -52,6 +56,7 @@ class RelayConfig:
     share_tokens: tuple[str, ...] = ()
     admin_token: str | None = None  # enables GET /admin/sessions (Bearer); None = 404
     node: str = field(default_factory=platform.node)  # the `node` label of every metric
+    redis_url: str | None = None  # scale out through Redis (relay.cluster); None = in-memory Router only
 
 
 def bearer_matches(header: str | None, tokens: tuple[str, ...]) -> bool:
@@ -83,6 +88,11 @@ class Relay:
         self.connections_total = {"sharer": 0, "viewer": 0}
         self.connections_open = {"sharer": 0, "viewer": 0}
         self.app_closes: dict[int, int] = {}  # refusals decided here rather than in the Router
+        self.cluster: ClusterNode | None = None
+        if config.redis_url:
+            from .cluster import ClusterNode  # only with --redis: the default relay never loads redis
+
+            self.cluster = ClusterNode(config.redis_url, config.limits, self.outboxes, config.node)
 
     def _app_close(self, code: int) -> None:
         self.app_closes[code] = self.app_closes.get(code, 0) + 1
@@ -138,6 +148,8 @@ class Relay:
         self.outboxes[conn] = outbox
         self.connections_total[role] += 1
         self.connections_open[role] += 1
+        if self.cluster is not None:
+            return await self._serve_cluster(ws, conn, outbox, sid, is_sharer, role)
         router = self.router
         router.connected(conn, sid, self.client_ip(ws), is_sharer, time.monotonic())
         self.flush()
@@ -163,13 +175,43 @@ class Relay:
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(outbox.task, 5)
 
+    async def _serve_cluster(self, ws: WebSocket, conn: int, outbox: Outbox, sid: str, is_sharer: bool,
+                             role: str) -> None:
+        cluster = self.cluster
+        assert cluster is not None and outbox.task is not None
+        try:
+            await cluster.connected(conn, sid, self.client_ip(ws), is_sharer, time.monotonic())
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None:
+                    outbox.close(CloseCode.BAD_FRAME, "frames are binary websocket messages")
+                    break
+                await cluster.received(conn, data, time.monotonic())
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            await cluster.disconnected(conn, time.monotonic())
+            self.connections_open[role] -= 1
+            del self.outboxes[conn]
+            outbox.close(CloseCode.NORMAL, "")
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(outbox.task, 5)
+
     async def ticker(self) -> None:
         while True:
             await asyncio.sleep(1)
+            if self.cluster is not None:
+                await self.cluster.tick(time.monotonic())
+                continue
             self.router.tick(time.monotonic())
             self.flush()
 
     def stats(self) -> dict[str, int]:
+        if self.cluster is not None:
+            return self.cluster.counts()
         sessions = self.router.sessions.values()
         return {"sessions": len(self.router.sessions), "viewers": sum(len(s.viewers) for s in sessions)}
 
@@ -279,11 +321,15 @@ def create_app(config: RelayConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(relay.ticker())
+        if relay.cluster is not None:
+            await relay.cluster.start()
         try:
             yield
         finally:
             relay.draining = True
             task.cancel()
+            if relay.cluster is not None:
+                await relay.cluster.stop()
 
     index, session_page, asset, manifest = make_handlers(relay.config.web_dir)
     app = Starlette(

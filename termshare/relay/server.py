@@ -25,8 +25,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(1024)
-    sock.set_inheritable(True)
-    return sock
+    return sock  # not inheritable: the shell that `share` forks must not hold the relay's socket
 
 
 HEADER_TIMEOUT: Final = 10.0  # seconds for a new connection to send its request (slowloris guard)

@@ -64,7 +64,7 @@ class JoinOptions:
 def as_read_only(link: Link) -> Link:
     if link.role is Role.READ_ONLY:
         return link
-    return Link(link.base, link.sid, Role.READ_ONLY, derive_ro_secret(link.secret, link.sid))
+    return Link(link.base, link.sid, Role.READ_ONLY, derive_ro_secret(link.secret, link.sid), link.key_fp)
 
 
 class JoinSession:
@@ -238,7 +238,8 @@ class JoinSession:
             if code in FINAL_CLOSES and not (ever_joined and code == CloseCode.UNKNOWN_SESSION):
                 return self._finish(0 if code == CloseCode.SESSION_ENDED else 1, FINAL_CLOSES[CloseCode(code)])
             if code == CloseCode.REJECTED:
-                return self._finish(1, (ws.close_reason if ws else "") or "rejected by the sharer")
+                reason = "".join(ch for ch in ((ws.close_reason if ws else "") or "") if ch.isprintable())[:200]
+                return self._finish(1, reason or "rejected by the sharer")  # relay text: no escapes
             if not ever_joined:
                 return self._finish(1, f"cannot join through {self.opts.link.base}: {error or f'closed with code {code}'}")
             now = loop.time()

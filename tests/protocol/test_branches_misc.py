@@ -156,9 +156,9 @@ def test_open_group_with_another_key_is_a_decryption_error() -> None:
 
 # -- link -------------------------------------------------------------------------------------------
 def test_link_repr_hides_the_secret_and_url_round_trips() -> None:
-    url = format_link("https://relay.example/prefix/", SID, Role.READ_WRITE, SECRET)
+    url = format_link("https://relay.example/prefix/", SID, Role.READ_WRITE, SECRET, bytes(16))
     link = parse_link(url)
-    assert link == Link("https://relay.example/prefix", SID, Role.READ_WRITE, SECRET)
+    assert link == Link("https://relay.example/prefix", SID, Role.READ_WRITE, SECRET, bytes(16))
     assert link.url == url
     assert "w." not in repr(link) and url.split("#")[1] not in repr(link)
     assert repr(link) == f"Link(base='https://relay.example/prefix', sid={SID!r}, role=READ_WRITE)"

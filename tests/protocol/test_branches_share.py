@@ -309,3 +309,16 @@ def test_ready_once_live_is_a_relay_fault_and_a_new_connection_clears_it() -> No
     assert share.close_code is None
     share.receive_frame(ready([]))
     assert share.events_received() == [ev.Registered(True)] and share.state is ShareState.LIVE
+
+
+def test_remembered_hellos_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from termshare.protocol import share as share_module
+
+    from .harness import Net
+
+    monkeypatch.setattr(share_module, "SEEN_HELLOS", 2)
+    net = Net()
+    for _ in range(3):
+        net.join()
+    assert len(net.share._seen_hellos) == 2
+    assert net.share.viewer_count == 3

@@ -73,7 +73,8 @@ def test_key_schedule(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", load("links.json")["valid"], ids=lambda c: c["url"][-30:])
 def test_valid_links(case: dict[str, str]) -> None:
     link = parse_link(case["url"])
-    assert (link.base, link.sid, link.secret.hex()) == (case["base"], case["sid"], case["secret"])
+    assert (link.base, link.sid, link.secret.hex(), link.key_fp.hex()) == (
+        case["base"], case["sid"], case["secret"], case["key_fp"])
     assert link.role is (Role.READ_WRITE if case["role"] == "rw" else Role.READ_ONLY)
 
 

@@ -54,7 +54,7 @@ async function unsupportedReason() {
 /**
  * Build the viewer UI and connect.
  * @param {HTMLElement} root
- * @param {{base: string, sid: string, role: 'rw'|'ro', secret: Uint8Array}|null} link
+ * @param {{base: string, sid: string, role: 'rw'|'ro', secret: Uint8Array, keyFp: Uint8Array}|null} link
  * @param {{embed: boolean, connectPage: string|null, linkError?: string}} opts
  */
 async function startViewer(root, link, opts) {
@@ -62,7 +62,7 @@ async function startViewer(root, link, opts) {
   const screenReader = readScreenReaderPref();
   const roLink = link ? async () => {
     const secret = link.role === 'ro' ? link.secret : await deriveRoSecret(link.secret, link.sid);
-    return formatLink(link.base, link.sid, 'ro', secret);
+    return formatLink(link.base, link.sid, 'ro', secret, link.keyFp);
   } : null;
   const header = new Header({
     sid: link?.sid ?? null,

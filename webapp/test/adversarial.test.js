@@ -10,7 +10,7 @@ import {
 } from '../src/protocol/index.js';
 import {
   RecvChain, SendChain, aeadSeal, channelChainKeys, concat, deriveRoSecret, derivePsk, importAesKey, nonce, utf8,
-  x25519, x25519KeyPair, GROUP_SIG_LABEL, helloTag,
+  x25519, x25519KeyPair, GROUP_SIG_LABEL, helloTag, signKeyFp,
 } from '../src/protocol/keys.js';
 
 const subtle = globalThis.crypto.subtle;
@@ -36,11 +36,12 @@ class FakeSharer {
     this.groupKey = await importAesKey(this.groupRaw);
     this.rw = RW;
     this.ro = await deriveRoSecret(RW, this.sid);
+    this.keyFp = await signKeyFp(this.sid, this.signPublic);
     return this;
   }
 
   link(role = 'rw') {
-    return parseLink(formatLink(BASE, this.sid, role, role === 'rw' ? this.rw : this.ro));
+    return parseLink(formatLink(BASE, this.sid, role, role === 'rw' ? this.rw : this.ro, this.keyFp));
   }
 
   /** @param {number} viewerId @param {boolean} present */
@@ -480,11 +481,15 @@ test('ArrayBuffer and offset views are accepted', async () => {
 });
 
 test('links: round trip, Python-compatible corner cases, errors', () => {
-  const link = parseLink(`  HTTPS://Relay.example:8443/pre/fix/s/${SID}?q=1#w.${b64uEncode(RW)}  `);
-  assert.deepEqual({ ...link, secret: hex(link.secret) }, { base: 'https://Relay.example:8443/pre/fix', sid: SID, role: 'rw', secret: hex(RW) });
-  assert.equal(formatLink({ ...link, base: link.base + '/' }), `https://Relay.example:8443/pre/fix/s/${SID}#w.${b64uEncode(RW)}`);
+  const FP = new Uint8Array(16).fill(7);
+  const KEY = b64uEncode(concat(RW, FP));
+  const link = parseLink(`  HTTPS://Relay.example:8443/pre/fix/s/${SID}?q=1#w.${KEY}  `);
+  assert.deepEqual({ ...link, secret: hex(link.secret), keyFp: hex(link.keyFp) },
+    { base: 'https://Relay.example:8443/pre/fix', sid: SID, role: 'rw', secret: hex(RW), keyFp: hex(FP) });
+  assert.equal(formatLink({ ...link, base: link.base + '/' }), `https://Relay.example:8443/pre/fix/s/${SID}#w.${KEY}`);
   // unused trailing bits are ignored, as Python's base64 decoder does
-  assert.equal(hex(parseLink(`${BASE}/s/${SID}#r.AAAAAAAAAAAAAAAAAAAAAB`).secret), '00'.repeat(16));
+  assert.equal(hex(parseLink(`${BASE}/s/${SID}#r.${'A'.repeat(42)}B`).secret), '00'.repeat(16));
+  assert.throws(() => parseLink(`${BASE}/s/${SID}#r.${b64uEncode(RW)}`), LinkError, 'a secret without the key fingerprint');
   for (const bad of [`${BASE}/s/${SID}#r.`, `${BASE}/s/${SID}#R.${b64uEncode(RW)}`, `${BASE}/s/${SID}#r.${b64uEncode(RW)}=`,
     `${BASE}/s/${SID}#r.${b64uEncode(RW)}#`, `${BASE}/s/${SID}x#r.${b64uEncode(RW)}`, `http:///s/${SID}#r.${b64uEncode(RW)}`,
     `http://[::1/s/${SID}#r.${b64uEncode(RW)}`, /** @type {any} */ (null)]) {

@@ -157,8 +157,9 @@ for (const c of loadVectors('keys.json')) {
     assert.equal(toHex(await derivePsk(wire.Role.READ_ONLY, ro, sid)), c.psk_ro);
     // The fragments are what links carry.
     const base = 'https://relay.example';
-    assert.equal(formatLink(base, sid, 'rw', rw), `${base}/s/${sid}#${c.rw_fragment}`);
-    assert.equal(formatLink(base, sid, 'ro', ro), `${base}/s/${sid}#${c.ro_fragment}`);
+    const keyFp = fromHex(c.key_fp);
+    assert.equal(formatLink(base, sid, 'rw', rw, keyFp), `${base}/s/${sid}#${c.rw_fragment}`);
+    assert.equal(formatLink(base, sid, 'ro', ro, keyFp), `${base}/s/${sid}#${c.ro_fragment}`);
     assert.equal(toHex(parseLink(`${base}/s/${sid}#${c.ro_fragment}`).secret), c.ro_secret);
 
     const hs = c.handshake;
@@ -176,7 +177,7 @@ for (const c of loadVectors('keys.json')) {
     // The viewer itself, driven by READY, must send exactly hello_frame.
     const secret = role === wire.Role.READ_WRITE ? rw : ro;
     const viewer = new ViewerProtocol({
-      link: { base, sid, role: role === wire.Role.READ_WRITE ? 'rw' : 'ro', secret },
+      link: { base, sid, role: role === wire.Role.READ_WRITE ? 'rw' : 'ro', secret, keyFp: fromHex(c.key_fp) },
       rng: scriptedRng([hs.ev_private]),
     });
     const ready = new Uint8Array([1, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
@@ -204,7 +205,8 @@ const links = loadVectors('links.json');
 for (const c of links.valid) {
   test(`links.json valid ${c.url}`, () => {
     const link = parseLink(c.url);
-    assert.deepEqual({ ...link, secret: toHex(link.secret) }, { base: c.base, sid: c.sid, role: c.role, secret: c.secret });
+    assert.deepEqual({ ...link, secret: toHex(link.secret), keyFp: toHex(link.keyFp) },
+      { base: c.base, sid: c.sid, role: c.role, secret: c.secret, keyFp: c.key_fp });
     assert.deepEqual(parseLink(formatLink(link)), link);
   });
 }

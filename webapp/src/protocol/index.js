@@ -14,4 +14,4 @@ export { encodeMessage, decodeMessage, encodeWelcome, decodeWelcome } from './me
 export { parseLink, formatLink, b64uEncode, b64uDecode, isSessionId } from './link.js';
 export { ViewerProtocol } from './viewer.js';
 export { checkCryptoSupport } from './keys.js';
-export { deriveRoSecret } from './keys.js';
+export { deriveRoSecret, signKeyFp } from './keys.js';

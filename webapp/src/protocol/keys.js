@@ -3,7 +3,7 @@
 
 import { DecryptionError, HandshakeError, SequenceError } from './errors.js';
 import { makeHeader } from './envelope.js';
-import { KEY_SIZE, REKEY_FRAMES, Role, SECRET_SIZE } from './wire.js';
+import { KEY_FP_SIZE, KEY_SIZE, REKEY_FRAMES, Role, SECRET_SIZE } from './wire.js';
 
 // Undefined outside secure contexts (plain http on a non-localhost address): see checkCryptoSupport().
 const subtle = /** @type {SubtleCrypto} */ (globalThis.crypto?.subtle);
@@ -235,6 +235,15 @@ export function nextChainKey(chainKey, sid) {
 export async function groupSignedData(sidBytes, header, ciphertext) {
   const digest = new Uint8Array(await subtle.digest('SHA-256', ciphertext));
   return concat(GROUP_SIG_LABEL, sidBytes, header, digest);
+}
+
+/**
+ * The fingerprint links carry of the sharer's signing key (PROTOCOL.md §2.3).
+ * @param {string} sid @param {Uint8Array} publicKey @returns {Promise<Uint8Array>}
+ */
+export async function signKeyFp(sid, publicKey) {
+  const digest = await subtle.digest('SHA-256', concat(utf8('termshare/1 sharer key'), utf8(sid), publicKey));
+  return new Uint8Array(digest).slice(0, KEY_FP_SIZE);
 }
 
 /**

@@ -3,7 +3,7 @@
 // both accept and reject exactly the same strings.
 
 import { LinkError } from './errors.js';
-import { SECRET_SIZE } from './wire.js';
+import { KEY_FP_SIZE, SECRET_SIZE } from './wire.js';
 
 /**
  * @typedef {'rw'|'ro'} LinkRole
@@ -78,12 +78,15 @@ export function isSessionId(text) {
  * @param {Uint8Array} [secret]
  * @returns {string}
  */
-export function formatLink(baseOrLink, sid, role, secret) {
+export function formatLink(baseOrLink, sid, role, secret, keyFp) {
   let base = baseOrLink;
-  if (typeof baseOrLink === 'object' && baseOrLink !== null) ({ base, sid, role, secret } = baseOrLink);
+  if (typeof baseOrLink === 'object' && baseOrLink !== null) ({ base, sid, role, secret, keyFp } = baseOrLink);
   if (role !== 'rw' && role !== 'ro') throw new TypeError(`role must be 'rw' or 'ro', not ${role}`);
   const letter = role === 'rw' ? 'w' : 'r';
-  return `${String(base).replace(/\/+$/, '')}/s/${sid}#${letter}.${b64uEncode(/** @type {Uint8Array} */ (secret))}`;
+  const key = new Uint8Array(SECRET_SIZE + KEY_FP_SIZE);
+  key.set(/** @type {Uint8Array} */ (secret));
+  key.set(/** @type {Uint8Array} */ (keyFp), SECRET_SIZE);
+  return `${String(base).replace(/\/+$/, '')}/s/${sid}#${letter}.${b64uEncode(key)}`;
 }
 
 /**
@@ -142,12 +145,17 @@ export function parseLink(url) {
   if (dot < 0 || (letter !== 'w' && letter !== 'r')) {
     throw new LinkError("the key after '#' must start with 'w.' (read-write) or 'r.' (read-only)");
   }
-  let secret;
+  let key;
   try {
-    secret = b64uDecode(fragment.slice(dot + 1));
+    key = b64uDecode(fragment.slice(dot + 1));
   } catch {
-    secret = new Uint8Array(0);
+    key = new Uint8Array(0);
   }
-  if (secret.length !== SECRET_SIZE) throw new LinkError("the key after '#' is damaged: it must be 22 characters of base64url");
-  return { base: `${parts.scheme}://${parts.netloc}${prefix}`, sid, role: letter === 'w' ? 'rw' : 'ro', secret };
+  if (key.length !== SECRET_SIZE + KEY_FP_SIZE) {
+    throw new LinkError("the key after '#' is damaged: it must be 43 characters of base64url");
+  }
+  return {
+    base: `${parts.scheme}://${parts.netloc}${prefix}`, sid, role: letter === 'w' ? 'rw' : 'ro',
+    secret: key.slice(0, SECRET_SIZE), keyFp: key.slice(SECRET_SIZE),
+  };
 }

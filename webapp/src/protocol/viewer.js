@@ -21,7 +21,7 @@ import { makeHeader, parseFrame } from './envelope.js';
 import { FrameError, HandshakeError, InvalidState, MessageError, ProtocolError } from './errors.js';
 import {
   RecvChain, SendChain, aeadOpen, channelChainKeys, concat, derivePsk, helloTag, importAesKey,
-  importEd25519, GROUP_SIG_LABEL, nonce, utf8, verifyEd25519, x25519, x25519KeyPair,
+  importEd25519, GROUP_SIG_LABEL, nonce, signKeyFp, utf8, verifyEd25519, x25519, x25519KeyPair,
 } from './keys.js';
 import { decodeMessage, decodeWelcome, encodeMessage } from './messages.js';
 import { CloseCode, FrameKind, KEY_SIZE, MAX_INPUT, MessageType, Role, SIG_SIZE, TAG_SIZE } from './wire.js';
@@ -62,13 +62,14 @@ export class ViewerProtocol {
    * @param {{link: import('./link.js').Link, rng?: (n: number) => Uint8Array}} options
    */
   constructor({ link, rng = defaultRng }) {
-    if (!link || typeof link.sid !== 'string' || !(link.secret instanceof Uint8Array)) {
+    if (!link || typeof link.sid !== 'string' || !(link.secret instanceof Uint8Array) || !(link.keyFp instanceof Uint8Array)) {
       throw new TypeError('ViewerProtocol needs a link from parseLink()');
     }
     /** @readonly */ this.sid = link.sid;
     /** @readonly @type {'rw'|'ro'} */ this.role = link.role;
     /** @private */ this._roleCode = link.role === 'rw' ? Role.READ_WRITE : Role.READ_ONLY;
     /** @private */ this._secret = link.secret.slice();
+    /** @private */ this._keyFp = link.keyFp.slice();
     /** @private */ this._sidBytes = utf8(link.sid);
     /** @private */ this._rng = rng;
     /** @private @type {Promise<Uint8Array>|null} */ this._pskPromise = null;
@@ -272,6 +273,12 @@ export class ViewerProtocol {
     } catch (exc) {
       if (exc instanceof ProtocolError) throw new HandshakeError(`WELCOME could not be opened: ${exc.message}`);
       throw exc;
+    }
+    const fp = await signKeyFp(this.sid, welcome.signKey);
+    if (fp.some((byte, i) => byte !== this._keyFp[i])) {
+      // Anyone holding this link's secret can complete the handshake; only the sharer holds the
+      // signing key whose fingerprint the link carries (PROTOCOL.md §2.3, §3.3).
+      throw new HandshakeError("the sharer's signing key does not match the link");
     }
     const send = await SendChain.create(ckV2s, this.sid);
     const signKey = await importEd25519(welcome.signKey);

@@ -11,6 +11,7 @@ export const REKEY_SECONDS = 900; // seconds per group key
 export const RESUME_GRACE = 120; // seconds
 export const HANDSHAKE_TIMEOUT = 10; // seconds from READY to WELCOME
 export const SECRET_SIZE = 16;
+export const KEY_FP_SIZE = 16; // bytes of SHA-256 over the sharer's signing key carried in links
 export const SID_SIZE = 16;
 export const TAG_SIZE = 16;
 export const SIG_SIZE = 64;
