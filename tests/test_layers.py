@@ -30,7 +30,7 @@ def test_core_imports_no_io(path: Path) -> None:
     assert not imported_roots(path) & IO_MODULES
 
 
-@pytest.mark.parametrize("module", ["termshare.protocol.router", "termshare.relay"])
+@pytest.mark.parametrize("module", ["termshare.protocol.router", "termshare.relay", "termshare.relay.cluster"])
 def test_relay_never_loads_crypto(module: str) -> None:
     code = (
         f"import sys, importlib; importlib.import_module({module!r}); "
