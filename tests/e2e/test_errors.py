@@ -9,7 +9,7 @@ import pytest
 from .conftest import SHELL_CMD, Procs, Relay, free_port, start_json_share, termshare, timeout
 
 SID = "AAAAAAAAAAAAAAAA"
-SECRET = "B" * 22
+SECRET = "B" * 43  # 16-byte secret and 16-byte key fingerprint, base64url
 
 
 def assert_clean_failure(proc, contains: list[str], status: int = 1, seconds: float = 10) -> str:  # type: ignore[no-untyped-def]
