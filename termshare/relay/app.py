@@ -148,55 +148,34 @@ class Relay:
         self.outboxes[conn] = outbox
         self.connections_total[role] += 1
         self.connections_open[role] += 1
-        if self.cluster is not None:
-            return await self._serve_cluster(ws, conn, outbox, sid, is_sharer, role)
+        now = time.monotonic
+        cluster = self.cluster
+        if cluster is not None:
+            try:
+                await cluster.connected(conn, sid, self.client_ip(ws), is_sharer, now())
+                async for data in _frames(ws, outbox):
+                    await cluster.received(conn, data, now())
+            finally:
+                await cluster.disconnected(conn, now())
+                await self._release(conn, role, outbox)
+            return
         router = self.router
-        router.connected(conn, sid, self.client_ip(ws), is_sharer, time.monotonic())
+        router.connected(conn, sid, self.client_ip(ws), is_sharer, now())
         self.flush()
         try:
-            while True:
-                message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("bytes")
-                if data is None:
-                    outbox.close(CloseCode.BAD_FRAME, "frames are binary websocket messages")
-                    break
-                router.received(conn, data, time.monotonic())
+            async for data in _frames(ws, outbox):
+                router.received(conn, data, now())
                 self.flush()
-        except (WebSocketDisconnect, RuntimeError):
-            pass
         finally:
-            router.disconnected(conn, time.monotonic())
+            router.disconnected(conn, now())
             self.flush()
-            self.connections_open[role] -= 1
-            del self.outboxes[conn]
-            outbox.close(CloseCode.NORMAL, "")
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(outbox.task, 5)
+            await self._release(conn, role, outbox)
 
-    async def _serve_cluster(self, ws: WebSocket, conn: int, outbox: Outbox, sid: str, is_sharer: bool,
-                             role: str) -> None:
-        cluster = self.cluster
-        assert cluster is not None and outbox.task is not None
-        try:
-            await cluster.connected(conn, sid, self.client_ip(ws), is_sharer, time.monotonic())
-            while True:
-                message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("bytes")
-                if data is None:
-                    outbox.close(CloseCode.BAD_FRAME, "frames are binary websocket messages")
-                    break
-                await cluster.received(conn, data, time.monotonic())
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            await cluster.disconnected(conn, time.monotonic())
-            self.connections_open[role] -= 1
-            del self.outboxes[conn]
-            outbox.close(CloseCode.NORMAL, "")
+    async def _release(self, conn: int, role: str, outbox: Outbox) -> None:
+        self.connections_open[role] -= 1
+        del self.outboxes[conn]
+        outbox.close(CloseCode.NORMAL, "")
+        if outbox.task is not None:
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(outbox.task, 5)
 
@@ -286,6 +265,22 @@ class Relay:
             "frames_from_viewers": s.viewer_frames,
             "bytes_from_viewers": s.viewer_bytes,
         } for s in sorted(self.router.sessions.values(), key=lambda s: s.created)]
+
+
+async def _frames(ws: WebSocket, outbox: Outbox) -> AsyncIterator[bytes]:
+    """The binary messages of a websocket until it closes; a text message closes it 4400."""
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                outbox.close(CloseCode.BAD_FRAME, "frames are binary websocket messages")
+                return
+            yield data
+    except (WebSocketDisconnect, RuntimeError):
+        return
 
 
 def create_app(config: RelayConfig | None = None) -> Starlette:
