@@ -204,7 +204,7 @@ def messages() -> dict[str, Any]:
         ("GROUP", ViewersMessage(3), {"count": 3}),
         ("GROUP", ByeMessage(-1), {"exit_status": -1}),
         ("DIRECT", SnapshotMessage(2, 17, 120, 40, b"\x1b[H$ "), {"group_epoch": 2, "next_seq": 17, "cols": 120, "rows": 40, "data": h(b"\x1b[H$ ")}),
-        ("DIRECT", RekeyMessage(5, bytes(range(32))), {"group_epoch": 5, "group_key": h(bytes(range(32)))}),
+        ("DIRECT", RekeyMessage(5, bytes(range(32)), 77), {"group_epoch": 5, "group_key": h(bytes(range(32))), "closing_count": 77}),
         ("DIRECT", RemovedMessage(), {}),
         ("DIRECT", PongMessage(2**64 - 1), {"token": 2**64 - 1}),
         ("UPSTREAM", InputMessage(b"ls\r"), {"data": h(b"ls\r")}),
@@ -217,7 +217,7 @@ def messages() -> dict[str, Any]:
         ("GROUP", b""), ("GROUP", b"\x01"), ("GROUP", b"\x09x"), ("GROUP", b"\x20ls"), ("UPSTREAM", b"\x01x"),
         ("DIRECT", b"\x01x"), ("GROUP", b"\x02\x00\x50\x00"), ("GROUP", b"\x02\x00\x00\x00\x18"),
         ("GROUP", b"\x02\x03\xe9\x00\x18"), ("GROUP", b"\x03\x00\x00\x00"), ("DIRECT", b"\x10" + bytes(11)),
-        ("DIRECT", b"\x11" + bytes(35)), ("DIRECT", b"\x12\x00"), ("DIRECT", b"\x13" + bytes(7)),
+        ("DIRECT", b"\x11" + bytes(39)), ("DIRECT", b"\x12\x00"), ("DIRECT", b"\x13" + bytes(7)),
         ("UPSTREAM", b"\x20"), ("UPSTREAM", b"\x20" + bytes(wire.MAX_INPUT + 1)), ("UPSTREAM", b"\x21\x00"),
         ("GROUP", b"\x01" + bytes(wire.MAX_OUTPUT + 1)),
     ]

@@ -44,6 +44,7 @@ class SnapshotMessage:
 class RekeyMessage:
     group_epoch: int
     group_key: bytes
+    closing_count: int  # frames sent in the epoch this one replaces (§5.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +136,8 @@ def encode_message(message: Message) -> bytes:
             return kind + _I32.pack(status)
         case SnapshotMessage(epoch, next_seq, cols, rows, data):
             return kind + _SNAPSHOT.pack(epoch, next_seq, cols, rows) + data
-        case RekeyMessage(epoch, key):
-            return kind + _U32.pack(epoch) + key
+        case RekeyMessage(epoch, key, count):
+            return kind + _U32.pack(epoch) + key + _U32.pack(count)
         case PongMessage(token) | PingMessage(token):
             return kind + _U64.pack(token)
         case RemovedMessage() | ResyncMessage():
@@ -177,7 +178,7 @@ def decode_message(carrier: FrameKind, plaintext: bytes) -> Message:
         _check_size(cols, rows)
         return SnapshotMessage(epoch, next_seq, cols, rows, body[_SNAPSHOT.size:])
     if mtype is MessageType.REKEY:
-        return RekeyMessage(_U32.unpack_from(body)[0], body[4:])
+        return RekeyMessage(_U32.unpack_from(body)[0], body[4 : 4 + KEY_SIZE], _U32.unpack_from(body, 4 + KEY_SIZE)[0])
     if mtype is MessageType.PONG:
         return PongMessage(_U64.unpack(body)[0])
     if mtype is MessageType.PING:
@@ -204,7 +205,7 @@ _FIXED: Final = {
     MessageType.RESIZE: 4,
     MessageType.VIEWERS: 4,
     MessageType.BYE: 4,
-    MessageType.REKEY: 4 + KEY_SIZE,
+    MessageType.REKEY: 4 + KEY_SIZE + 4,
     MessageType.REMOVED: 0,
     MessageType.PONG: 8,
     MessageType.RESYNC: 0,

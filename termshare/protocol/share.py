@@ -337,6 +337,7 @@ class ShareProtocol:
         self._frames.append(header.pack() + channel.send.seal(header, plaintext))
 
     def _rotate_group(self) -> None:
+        closing_count = self._group_seq  # lets viewers notice a tail dropped before the switch
         self._group_epoch += 1
         self._group_seq = 0
         self._group_key = self._rng(KEY_SIZE)
@@ -344,7 +345,7 @@ class ShareProtocol:
         self._group_started = self._clock()
         self._rotate_pending = False
         for vid, channel in self._channels.items():
-            self._send_direct(vid, channel, RekeyMessage(self._group_epoch, self._group_key))
+            self._send_direct(vid, channel, RekeyMessage(self._group_epoch, self._group_key, closing_count))
 
     def _broadcast(self, message: Message) -> None:
         if self.state is ShareState.ENDED:

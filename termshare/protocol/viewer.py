@@ -94,6 +94,7 @@ class ViewerProtocol:
         self._sign_key = b""
         self._group: GroupKey | None = None
         self._pending: GroupKey | None = None
+        self._pending_from = -1  # next_seq at which the current epoch must end to switch to _pending
         self._next_seq = 0
 
     # -- driver interface -------------------------------------------------------------------
@@ -240,6 +241,10 @@ class ViewerProtocol:
         latest = self._pending.epoch if self._pending is not None else self._group.epoch
         if rekey.group_epoch != latest + 1:
             raise MessageError(f"REKEY to group epoch {rekey.group_epoch}, expected {latest + 1}")
+        if self._pending is None:
+            self._pending_from = rekey.closing_count
+        elif rekey.closing_count:
+            self._pending_from = -1  # frames of the skipped epoch exist that we cannot get: resync
         # A newer REKEY replaces an unused pending key (§5.4).
         self._pending = GroupKey(rekey.group_epoch, rekey.group_key)
 
@@ -255,6 +260,8 @@ class ViewerProtocol:
                 return self._broken("gap")
             key = self._group
         elif self._pending is not None and header.epoch == self._pending.epoch and header.seq == 0:
+            if self._next_seq != self._pending_from:
+                return self._broken("gap")  # the end of the old epoch was dropped (§6.2)
             key = self._pending
         elif header.epoch < self._group.epoch:
             return

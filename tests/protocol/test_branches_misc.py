@@ -179,7 +179,7 @@ def test_url_that_urlsplit_refuses_is_a_link_error(url: str) -> None:
         (ViewersMessage(1), FrameKind.GROUP),
         (ByeMessage(0), FrameKind.GROUP),
         (SnapshotMessage(0, 0, 80, 24, b""), FrameKind.DIRECT),
-        (RekeyMessage(1, bytes(32)), FrameKind.DIRECT),
+        (RekeyMessage(1, bytes(32), 0), FrameKind.DIRECT),
         (RemovedMessage(), FrameKind.DIRECT),
         (PongMessage(1), FrameKind.DIRECT),
         (InputMessage(b"x"), FrameKind.UPSTREAM),

@@ -228,7 +228,7 @@ def test_rekey_that_skips_or_repeats_an_epoch_is_a_message_error(epoch: int) -> 
     net = Net()
     _, viewer = net.join()
     viewer.events_received()
-    misbehaving_sharer_direct(net, viewer.viewer_id or 0, RekeyMessage(epoch, bytes(32)))
+    misbehaving_sharer_direct(net, viewer.viewer_id or 0, RekeyMessage(epoch, bytes(32), 0))
     failed(viewer, "MessageError")
 
 
@@ -275,3 +275,40 @@ def test_kinds_meant_for_the_sharer_or_relay_are_frame_errors(kind: FrameKind, b
     viewer.events_received()
     viewer.receive_frame(encode_frame(kind, body, viewer.viewer_id or 0))
     failed(viewer, "FrameError")
+
+
+def test_a_skipped_epoch_with_frames_forces_a_resync() -> None:
+    """Two rotations while the relay drops every frame of the middle epoch: the viewer cannot
+    switch to the newest key silently (the REKEY that replaced its pending key says the middle
+    epoch had frames), so it resyncs instead of hiding the loss."""
+    from termshare.protocol.envelope import parse_frame as parse
+    from termshare.protocol.wire import FrameKind as Kind
+
+    from .harness import Net
+
+    net = Net()
+    conn, viewer = net.join()
+    net.output(b"first")
+    viewer.events_received()
+    net.tamper = lambda f, to: [] if to == conn and f[1] == Kind.GROUP and parse(f).header.epoch == 1 else [f]
+    net.now += 1000  # past REKEY_SECONDS: rotate to epoch 1
+    net.output(b"lost in epoch 1")
+    net.now += 1000  # and again, to epoch 2
+    net.output(b"epoch 2")
+    events = viewer.events_received()
+    assert ev.StreamBroken("gap") in events
+    assert not any(isinstance(e, ev.Output) and b"lost" in e.data for e in events)
+    assert viewer.state is ViewerState.LIVE  # resynced from the snapshot
+
+
+def test_replacing_an_unused_empty_epoch_keeps_the_switch_point() -> None:
+    """A second REKEY saying the replaced epoch carried no frames keeps the first REKEY's switch
+    point: the viewer still switches exactly where the current epoch ended."""
+    net = Net()
+    _, viewer = net.join()
+    viewer.events_received()
+    misbehaving_sharer_direct(net, viewer.viewer_id or 0, RekeyMessage(1, bytes(32), 5))
+    misbehaving_sharer_direct(net, viewer.viewer_id or 0, RekeyMessage(2, bytes(range(32)), 0))
+    assert viewer.state is ViewerState.LIVE and viewer.events_received() == []
+    assert viewer._pending is not None and viewer._pending.epoch == 2
+    assert viewer._pending_from == 5

@@ -78,11 +78,12 @@ class FakeSharer {
   }
 
   async rekey() {
+    const closingCount = this.groupSeq;
     this.groupEpoch += 1;
     this.groupSeq = 0;
     this.groupRaw = crypto.getRandomValues(new Uint8Array(32));
     this.groupKey = await importAesKey(this.groupRaw);
-    return this.direct({ type: MessageType.REKEY, groupEpoch: this.groupEpoch, groupKey: this.groupRaw });
+    return this.direct({ type: MessageType.REKEY, groupEpoch: this.groupEpoch, groupKey: this.groupRaw, closingCount });
   }
 
   /** @param {any} message @param {{sid?: string, signKey?: CryptoKey}} [opts] */

@@ -2,7 +2,7 @@
 //
 // A message is a plain object { type, ...fields } where `type` is a MessageType code and fields are
 // camelCase: OUTPUT/INPUT {data}, RESIZE {cols, rows}, VIEWERS {count}, BYE {exitStatus},
-// SNAPSHOT {groupEpoch, nextSeq, cols, rows, data}, REKEY {groupEpoch, groupKey}, REMOVED {},
+// SNAPSHOT {groupEpoch, nextSeq, cols, rows, data}, REKEY {groupEpoch, groupKey, closingCount}, REMOVED {},
 // PONG/PING {token: bigint}, RESYNC {}. Decoded byte fields are views into the plaintext (no copy).
 
 import { MessageError } from './errors.js';
@@ -34,7 +34,7 @@ const FIXED = new Map([
   [MessageType.RESIZE, 4],
   [MessageType.VIEWERS, 4],
   [MessageType.BYE, 4],
-  [MessageType.REKEY, 4 + KEY_SIZE],
+  [MessageType.REKEY, 4 + KEY_SIZE + 4],
   [MessageType.REMOVED, 0],
   [MessageType.PONG, 8],
   [MessageType.RESYNC, 0],
@@ -112,9 +112,10 @@ export function encodeMessage(message) {
       return out;
     }
     case MessageType.REKEY: {
-      const { out, view } = make(4 + KEY_SIZE);
+      const { out, view } = make(4 + KEY_SIZE + 4);
       view.setUint32(1, message.groupEpoch);
       out.set(message.groupKey, 5);
+      view.setUint32(5 + KEY_SIZE, message.closingCount);
       return out;
     }
     case MessageType.PONG:
@@ -174,7 +175,7 @@ export function decodeMessage(carrier, plaintext) {
       return { type, groupEpoch: view.getUint32(0), nextSeq: view.getUint32(4), cols, rows, data: body.subarray(SNAPSHOT_HEAD) };
     }
     case MessageType.REKEY:
-      return { type, groupEpoch: view.getUint32(0), groupKey: body.subarray(4) };
+      return { type, groupEpoch: view.getUint32(0), groupKey: body.subarray(4, 4 + KEY_SIZE), closingCount: view.getUint32(4 + KEY_SIZE) };
     case MessageType.PONG:
     case MessageType.PING:
       return { type, token: view.getBigUint64(0) };

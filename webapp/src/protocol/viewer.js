@@ -88,6 +88,8 @@ export class ViewerProtocol {
     /** @private @type {CryptoKey|null} */ this._signKey = null;
     /** @private @type {GroupKey|null} */ this._group = null;
     /** @private @type {GroupKey|null} */ this._pending = null;
+    /** next seq at which the current epoch must end to switch to _pending (-1: never) @private */
+    this._pendingFrom = -1;
     /** @private */ this._nextSeq = 0;
     /** @private @type {Promise<unknown>} */ this._tail = Promise.resolve();
   }
@@ -341,6 +343,8 @@ export class ViewerProtocol {
     if (rekey.groupEpoch !== latest + 1) throw new MessageError(`REKEY to group epoch ${rekey.groupEpoch}, expected ${latest + 1}`);
     const key = await importAesKey(rekey.groupKey);
     rekey.groupKey.fill(0);
+    if (this._pending === null) this._pendingFrom = rekey.closingCount;
+    else if (rekey.closingCount) this._pendingFrom = -1; // frames of the skipped epoch exist: resync
     // A newer REKEY replaces an unused pending key (§5.4).
     this._pending = { epoch: rekey.groupEpoch, key };
   }
@@ -357,6 +361,7 @@ export class ViewerProtocol {
       if (seq > this._nextSeq) return this._broken('gap');
       key = group;
     } else if (this._pending !== null && epoch === this._pending.epoch && seq === 0) {
+      if (this._nextSeq !== this._pendingFrom) return this._broken('gap'); // the old epoch's end was dropped (§6.2)
       key = this._pending;
     } else if (epoch < group.epoch) {
       return;
