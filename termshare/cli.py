@@ -224,7 +224,7 @@ def _share(args: argparse.Namespace) -> int:
             base = f"http://127.0.0.1:{relay.port}"
         else:
             base = relay_base(args.relay, args.host, args.port)
-        opts = ShareOptions(argv=argv, base=base, read_only=args.read_only, cafile=args.cafile,
+        opts = ShareOptions(argv=argv, base=base, read_only=args.read_only,
                             ssl_context=ssl_context(base, args.cafile), json=args.json, qr=args.qr,
                             open_browser=args.open_browser, embedded=embedded,
                             share_token=None if embedded else args.share_token)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +27,30 @@ def env() -> dict[str, str]:
     e = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", SHELL="/bin/bash")
     e.pop("TERMSHARE_DEBUG", None)
     return e
+
+
+def shell_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A deterministic bash for terminal tests: `$ ` prompt, no rc files' surprises, no bracketed paste."""
+    inputrc = home / ".inputrc"  # no bracketed-paste mode: command output then follows a plain CR LF
+    inputrc.write_text("set enable-bracketed-paste off\n")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "SHELL": "/bin/bash",
+        "TERM": "xterm-256color",
+        "PS1": "$ ",
+        "PS2": "> ",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HISTFILE": "/dev/null",
+        "INPUTRC": str(inputrc),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if extra:
+        env.update(extra)
+    return env
 
 
 def termshare(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:

@@ -17,7 +17,6 @@ RESUME_GRACE: Final = 120.0  # seconds a relay keeps a session whose sharer drop
 HANDSHAKE_TIMEOUT: Final = 10.0  # seconds from READY to WELCOME
 SECRET_SIZE: Final = 16  # bytes, 128 bits
 KEY_FP_SIZE: Final = 16  # bytes of SHA-256 over the sharer's signing key carried in links
-SID_SIZE: Final = 16  # characters of b64u(12 random bytes)
 TAG_SIZE: Final = 16
 SIG_SIZE: Final = 64
 KEY_SIZE: Final = 32
@@ -79,12 +78,3 @@ class CloseCode(IntEnum):
     LIMIT = 4429
     TOO_SLOW = 4508
 
-
-# Which peer may send each kind; the relay enforces it (§4.3).
-SHARER_KINDS: Final = frozenset(
-    {FrameKind.WELCOME, FrameKind.REJECT, FrameKind.GROUP, FrameKind.DIRECT, FrameKind.REGISTER, FrameKind.END}
-)
-VIEWER_KINDS: Final = frozenset({FrameKind.HELLO, FrameKind.UPSTREAM})
-RELAY_KINDS: Final = frozenset(
-    {FrameKind.READY, FrameKind.VIEWER_LEFT, FrameKind.SHARER_AWAY, FrameKind.SHARER_BACK}
-)

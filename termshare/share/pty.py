@@ -1,31 +1,14 @@
-"""The child's pseudo-terminal and the user's own terminal (raw mode that is always restored)."""
+"""The child's pseudo-terminal: fork, size, exit status, hang-up."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pty
 import signal
-import struct
-import termios
-import tty
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-_WINSZ = struct.Struct("HHHH")
-
-
-def get_size(fd: int) -> tuple[int, int] | None:
-    """(cols, rows) of the terminal on fd, or None when fd is not a terminal."""
-    try:
-        rows, cols, _, _ = _WINSZ.unpack(fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(_WINSZ.size)))
-    except OSError:
-        return None
-    return (cols, rows) if cols and rows else None
-
-
-def set_size(fd: int, cols: int, rows: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, _WINSZ.pack(rows, cols, 0, 0))
+from ..terminal import set_size
 
 
 def spawn(argv: Sequence[str], cols: int, rows: int, env: dict[str, str]) -> tuple[int, int]:
@@ -54,17 +37,3 @@ def hang_up(pid: int) -> None:
         os.killpg(os.getpgid(pid), signal.SIGHUP)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def raw_terminal(fd: int) -> Iterator[None]:
-    """Put the user's terminal in raw mode; restore it on every way out of the block."""
-    if not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd, termios.TCSANOW)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)

@@ -33,9 +33,10 @@ from ..protocol import events as ev
 from ..protocol.errors import TermshareError
 from ..protocol.share import ShareProtocol, ShareState
 from ..protocol.wire import MAX_FRAME, MAX_OUTPUT, CloseCode
-from .pty import exit_status, get_size, hang_up, raw_terminal, set_size, spawn
+from ..sender import Sender
+from ..terminal import get_size, raw_terminal, set_size
+from .pty import exit_status, hang_up, spawn
 from .screen import SLICE, Screen
-from .sender import Sender
 
 READ_BATCH: Final = 256 * 1024  # bytes drained from the PTY per loop iteration at most
 COALESCE: Final = 0.002  # seconds to gather bulk output into one frame
@@ -59,7 +60,6 @@ class ShareOptions:
     argv: list[str]
     base: str
     read_only: bool = False
-    cafile: str | None = None
     ssl_context: ssl.SSLContext | None = None
     json: bool = False
     qr: bool = False

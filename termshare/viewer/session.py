@@ -24,13 +24,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..net import websocket_url
 from ..protocol import events as ev
-from ..protocol.errors import InvalidState, TermshareError
+from ..protocol.errors import InvalidState
 from ..protocol.keys import derive_ro_secret
 from ..protocol.link import Link
 from ..protocol.viewer import ViewerProtocol, ViewerState
 from ..protocol.wire import MAX_FRAME, CloseCode, RejectReason, Role
-from ..share.pty import get_size, raw_terminal
-from ..share.sender import Sender
+from ..sender import Sender
+from ..terminal import get_size, raw_terminal
 from .record import Recording
 from .replies import filter_replies
 
@@ -47,10 +47,6 @@ FINAL_CLOSES: Final = {
     CloseCode.SESSION_ENDED: "the session ended",
     CloseCode.LIMIT: "the relay refused: too many viewers or connections",
 }
-
-
-class JoinError(TermshareError):
-    pass
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.ptyproc import PtyProcess
-from tests.procs import ROOT, Relay, timeout
+from tests.procs import ROOT, Relay, shell_env, timeout
 
 ARTIFACTS = ROOT / "test-artifacts"
 SHELL_CMD = "bash --norc --noprofile"
@@ -125,26 +125,6 @@ def own_relay() -> Iterator[Relay]:
         yield r
     finally:
         r.close()
-
-
-def shell_env(home: Path) -> dict[str, str]:
-    inputrc = home / ".inputrc"  # no bracketed paste: command output follows a plain CR LF
-    inputrc.write_text("set enable-bracketed-paste off\n")
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "SHELL": "/bin/bash",
-        "TERM": "xterm-256color",
-        "PS1": "$ ",
-        "PS2": "> ",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "HISTFILE": "/dev/null",
-        "INPUTRC": str(inputrc),
-        "PYTHONPATH": str(ROOT),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 class PtyShare:

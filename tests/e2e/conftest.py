@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from ..procs import shell_env as make_env
 from .ptyproc import PtyProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,27 +48,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    inputrc = home / ".inputrc"  # no bracketed-paste mode: command output then follows a plain CR LF
-    inputrc.write_text("set enable-bracketed-paste off\n")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "SHELL": "/bin/bash",
-        "TERM": "xterm-256color",
-        "PS1": "$ ",
-        "PS2": "> ",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "HISTFILE": "/dev/null",
-        "INPUTRC": str(inputrc),
-        "PYTHONPATH": str(REPO),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if extra:
-        env.update(extra)
-    return env
 
 
 class Proc:

@@ -1,4 +1,6 @@
-"""The sharer's outgoing queue: bounded, so a slow relay costs memory up to a cap, never more.
+"""One websocket's outgoing queue, written by one task so frames keep their order (share and join).
+
+For the sharer it is bounded: a slow relay costs memory up to a cap, never more.
 
 When the queue passes HIGH_WATER the session stops sending output (the local terminal keeps
 going); once it drains below LOW_WATER, every viewer gets a snapshot (ShareProtocol.resync_all).
