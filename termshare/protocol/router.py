@@ -323,6 +323,17 @@ class Router:
             self.stats.frames_from_viewers += 1
             self.stats.bytes_from_viewers += len(data)
 
+    def evict(self, sid: str, reason: str) -> None:
+        """Forget a session that now lives elsewhere (scale-out): close its clients 1013 so they reconnect there."""
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        for vconn in session.viewers.values():
+            self._close(vconn, CloseCode.TRY_AGAIN, reason)
+        if session.sharer is not None:
+            self._close(session.sharer, CloseCode.TRY_AGAIN, reason)
+        self._log("session_moved", sid=sid, viewers=len(session.viewers))
+
     # -- endings ------------------------------------------------------------------------------------
     def _end(self, session: _Session, reason: str, now: float, cause: str, sharer_code: int = CloseCode.NORMAL) -> None:
         del self.sessions[session.sid]

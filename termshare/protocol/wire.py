@@ -67,6 +67,7 @@ class RejectReason(IntEnum):
 
 class CloseCode(IntEnum):
     NORMAL = 1000
+    TRY_AGAIN = 1013  # the relay cannot place the connection right now (scale-out): reconnect
     BAD_FRAME = 4400
     TOKEN_REQUIRED = 4401
     REJECTED = 4403

@@ -92,15 +92,22 @@ class Relay:
         if config.redis_url:
             from .cluster import ClusterNode  # only with --redis: the default relay never loads redis
 
-            self.cluster = ClusterNode(config.redis_url, config.limits, self.outboxes, config.node)
+            self.cluster = ClusterNode(config.redis_url, self)
 
-    def _app_close(self, code: int) -> None:
+    def new_conn_id(self) -> int:
+        return next(self._ids)
+
+    def count_close(self, code: int) -> None:
+        """Count a refusal decided outside the Router (it counts its own)."""
         self.app_closes[code] = self.app_closes.get(code, 0) + 1
 
     def flush(self) -> None:
+        cluster = self.cluster
         for action in self.router.take_actions():
             outbox = self.outboxes.get(action.conn)
             if outbox is None:
+                if cluster is not None:
+                    cluster.act(action)  # a connection proxied here by another node
                 continue
             if isinstance(action, Send):
                 outbox.send(action.data, action.droppable)
@@ -109,6 +116,10 @@ class Relay:
                 outbox.close(action.code, action.reason)
         for record in self.router.take_logs():
             log(record.event, **record.fields)
+            if cluster is not None and record.event == "session_ended":
+                cluster.session_ended(str(record.fields["sid"]))
+        if cluster is not None:
+            cluster.flush_remote()
 
     def client_ip(self, ws: WebSocket) -> str:
         if self.config.trust_proxy:
@@ -123,7 +134,7 @@ class Relay:
         logged_sid = sid if is_session_id(sid) else None
         origin = ws.headers.get("origin")
         if self.config.allowed_origins and origin is not None and origin not in self.config.allowed_origins:
-            self._app_close(CloseCode.REJECTED)
+            self.count_close(CloseCode.REJECTED)
             log("refused", role=role, sid=logged_sid, ip=self.client_ip(ws), code=int(CloseCode.REJECTED),
                 reason="origin not allowed")
             await ws.close(CloseCode.REJECTED, "origin not allowed")  # before accept: HTTP 403
@@ -132,7 +143,7 @@ class Relay:
         if is_sharer and self.config.share_tokens and not bearer_matches(
                 ws.headers.get("authorization"), self.config.share_tokens):
             given = "wrong" if ws.headers.get("authorization") else "missing"
-            self._app_close(CloseCode.TOKEN_REQUIRED)
+            self.count_close(CloseCode.TOKEN_REQUIRED)
             log("refused", role=role, sid=logged_sid, ip=self.client_ip(ws), code=int(CloseCode.TOKEN_REQUIRED),
                 reason=f"sharer token {given}")
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
@@ -148,28 +159,32 @@ class Relay:
         self.outboxes[conn] = outbox
         self.connections_total[role] += 1
         self.connections_open[role] += 1
-        now = time.monotonic
-        cluster = self.cluster
-        if cluster is not None:
-            try:
-                await cluster.connected(conn, sid, self.client_ip(ws), is_sharer, now())
-                async for data in _frames(ws, outbox):
-                    await cluster.received(conn, data, now())
-            finally:
-                await cluster.disconnected(conn, now())
-                await self._release(conn, role, outbox)
-            return
-        router = self.router
-        router.connected(conn, sid, self.client_ip(ws), is_sharer, now())
+        try:
+            if self.cluster is not None:
+                await self.cluster.serve(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox))
+            else:
+                await self.serve_local(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox))
+        finally:
+            await self._release(conn, role, outbox)
+
+    async def serve_local(self, conn: int, sid: str, ip: str, is_sharer: bool, frames: AsyncIterator[bytes],
+                          first: bytes | None = None) -> None:
+        """Feed one websocket to this node's Router (`first`: a frame already read, by cluster placement)."""
+        router, now, cluster = self.router, time.monotonic, self.cluster
+        router.connected(conn, sid, ip, is_sharer, now())
         self.flush()
         try:
-            async for data in _frames(ws, outbox):
+            if first is not None:
+                router.received(conn, first, now())
+                self.flush()
+            async for data in frames:
                 router.received(conn, data, now())
                 self.flush()
+                if cluster is not None:
+                    await cluster.backpressure()
         finally:
             router.disconnected(conn, now())
             self.flush()
-            await self._release(conn, role, outbox)
 
     async def _release(self, conn: int, role: str, outbox: Outbox) -> None:
         self.connections_open[role] -= 1
@@ -182,21 +197,18 @@ class Relay:
     async def ticker(self) -> None:
         while True:
             await asyncio.sleep(1)
-            if self.cluster is not None:
-                await self.cluster.tick(time.monotonic())
-                continue
             self.router.tick(time.monotonic())
             self.flush()
 
     def stats(self) -> dict[str, int]:
-        if self.cluster is not None:
-            return self.cluster.counts()
         sessions = self.router.sessions.values()
         return {"sessions": len(self.router.sessions), "viewers": sum(len(s.viewers) for s in sessions)}
 
     def ready(self) -> tuple[bool, str]:
         if self.draining:
             return False, "shutting down"
+        if self.cluster is not None and not self.cluster.connected_to_redis:
+            return False, "cannot reach Redis"
         if len(self.router.sessions) >= self.router.limits.max_sessions:
             return False, "at max sessions"
         return True, "accepting sessions"
@@ -250,6 +262,27 @@ class Relay:
                    "Connections closed 4508 because their queue overflowed.").add(self.outbox_stats.too_slow),
             refusals,
         ]
+        if self.cluster is not None:
+            c = self.cluster.metrics()
+            metrics += [
+                Metric("termshare_cluster_redis_connected", "gauge", "1 while this node is subscribed to Redis.")
+                .add(c["redis_connected"]),
+                Metric("termshare_cluster_connections", "gauge",
+                       "Websockets proxied across nodes: 'out' = held here for a session homed elsewhere, "
+                       "'in' = held elsewhere for a session homed here.")
+                .add(c["proxied"], direction="out").add(c["remote"], direction="in"),
+                Metric("termshare_cluster_messages_total", "counter", "Redis pub/sub messages, by direction.")
+                .add(c["published"], direction="published").add(c["received"], direction="received"),
+                Metric("termshare_cluster_frames_dropped_total", "counter",
+                       "GROUP frames skipped for remote viewers because Redis fell behind (they resync).")
+                .add(c["dropped"]),
+                Metric("termshare_cluster_redis_reconnects_total", "counter", "Times this node lost Redis.")
+                .add(c["redis_reconnects"]),
+                Metric("termshare_cluster_nodes_lost_total", "counter", "Peer nodes this node saw disappear.")
+                .add(c["nodes_lost"]),
+                Metric("termshare_cluster_sessions_rehomed_total", "counter",
+                       "Sessions this node took over from a lost node.").add(c["sessions_rehomed"]),
+            ]
         return render(metrics, self.config.node)
 
     def sessions_view(self, now: float) -> list[dict[str, object]]:

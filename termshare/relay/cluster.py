@@ -1,11 +1,29 @@
 """Scale-out: several relay nodes acting as one relay through Redis (docs/SCALING.md).
 
-Only used with `termshare serve --redis URL`; without it the relay runs the in-memory Router alone.
-The node that holds a session's sharer owns the session record in Redis; frames the sharer sends
-are published (in order, through one publisher connection per node) on `ts:down:{sid}`, and every
-node with viewers of that session subscribes to it and fans out to its local viewers. Viewers'
-HELLO/UPSTREAM frames and VIEWER_LEFT notices go up on `ts:up:{sid}` to the owner node. Redis sees
-envelopes and ids only, never a key or plaintext, exactly like the Router.
+Only used with `termshare serve --redis URL`; without it the relay runs its in-memory Router alone.
+
+Every session lives in the Router of exactly one node, its *home*: the node where the sharer first
+registered. A websocket that lands on another node is *proxied*: that node forwards the client's
+frames to the home over Redis pub/sub, and carries out the home Router's actions (send, close) for
+it. So every rule of the pure Router (limits, idle timeout, handshake budget, resume grace,
+counters, logs) holds in cluster mode exactly as on one relay, and Redis only ever carries envelopes
+(ciphertext and the cleartext header the relay already reads), ids and node names.
+
+Each node subscribes to one channel, its inbox. Messages on it (first byte = tag):
+
+    to the home of a session, from a proxying node (n = node name of the sender, c = its conn id):
+      O n c role sid ip   a client connected       F n c frame   a frame from it      G n c   it left
+    to a proxying node, from a home:
+      S flags count conn... frame   send the frame to these local connections (one message per node
+                                    for a GROUP frame fanned out to many viewers)
+      C conn code reason           close that connection
+
+A node publishes through one connection in one ordered queue, and Redis delivers one publisher's
+messages to a subscriber in order, so a client's frames reach the home in order and the home's
+actions reach each proxy in order. A node is alive while its heartbeat key exists and its inbox has a
+subscriber; when either fails, or a publish to it reaches nobody, its peers treat it as lost: they
+close the connections they proxied to it with 1013 (clients reconnect, the sharer re-homes the
+session with its owner token) and forget the connections it proxied to them.
 """
 
 from __future__ import annotations
@@ -18,16 +36,19 @@ import os
 import struct
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Final
 
-from ..protocol.envelope import encode_frame, parse_header
+from ..protocol.envelope import parse_header
 from ..protocol.errors import FrameError
 from ..protocol.link import is_session_id
-from ..protocol.router import Limits
+from ..protocol.router import Action, Close, Send
 from ..protocol.wire import CloseCode, FrameKind
 from .logs import log
-from .outbox import Outbox
+
+if TYPE_CHECKING:
+    from .app import Relay
 
 # redis-py probes for `cryptography` at import (only for OCSP stapling, which the relay never uses).
 # The relay must never load crypto (tests/test_layers.py): hide it during that probe.
@@ -41,143 +62,126 @@ finally:
     if _hidden:
         del sys.modules["cryptography"]
 
-KEY_TTL: Final = 30  # seconds: what a dead node's records outlive it by
-REFRESH: Final = 10.0  # seconds between TTL refreshes by the owning node
-PUBLISH_QUEUE_MAX: Final = 100_000  # messages waiting for Redis before the node drops new ones
+NODE_TTL: Final = 6  # seconds a node's heartbeat outlives its last refresh
+HOUSEKEEPING: Final = 1.0  # seconds between liveness checks of the nodes this one depends on
+RECORD_REFRESH: Final = 10  # housekeeping rounds between refreshes of session records
+QUEUE_HIGH: Final = 8 << 20  # bytes waiting for Redis before droppable frames are skipped and readers wait
+MOVED: Final = "the relay node holding this session went away: reconnecting"
+NO_REGISTRY: Final = "the relay cannot reach its registry, try again"
 
-# Message tags on the channels (one byte, then the body).
-T_FRAME: Final = b"F"  # a raw envelope
-T_AWAY: Final = b"A"  # the sharer's connection dropped
-T_BACK: Final = b"B"  # the sharer is back
-T_END: Final = b"E"  # the session ended; body: reason (utf-8)
-T_TAKEOVER: Final = b"T"  # a sharer registered on node <body>: other nodes drop their sharer connection
-T_LEFT: Final = b"L"  # up channel: viewer u32 left
+T_OPEN, T_FRAME, T_GONE, T_SEND, T_CLOSE = b"O", b"F", b"G", b"S", b"C"
 
-_CLAIM = """
-local t = redis.call('HGET', KEYS[1], 'tok')
-if not t then
-  redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'node', ARGV[2], 'created', ARGV[3], 'present', '1')
+# Create the session record if there is none; answer (created, stored owner-token hash, home).
+_CLAIM: Final = """
+local r = redis.call('HMGET', KEYS[1], 'tok', 'home')
+if not r[1] then
+  redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'home', ARGV[2], 'created', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[4])
-  return {1, ARGV[1]}
+  return {1, ARGV[1], ARGV[2]}
 end
-return {0, t}
+return {0, r[1], r[2]}
 """
 
-_JOIN = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[2]) then return {-2, 0} end
-local vid = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[2], vid, ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-local p = redis.call('HGET', KEYS[1], 'present')
-if p == '1' then return {vid, 1} end
-return {vid, 0}
+# Move a session's home from a lost node to this one, unless someone else already did.
+_TAKEOVER: Final = """
+if redis.call('HGET', KEYS[1], 'home') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'home', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
 """
 
-_AT_LEAST = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+# After a Redis restart: write the record back unless another node has become the home meanwhile.
+_REWRITE: Final = """
+local h = redis.call('HGET', KEYS[1], 'home')
+if h and h ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'home', ARGV[2], 'created', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+_FORGET: Final = """
+if redis.call('HGET', KEYS[1], 'home') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
 
 def k_sess(sid: str) -> str:
-    return f"ts:sess:{{{sid}}}"  # hash tag: a session's keys share one Redis Cluster slot
-
-
-def k_nextvid(sid: str) -> str:
-    return f"ts:sess:{{{sid}}}:nextvid"
-
-
-def k_viewers(sid: str) -> str:
-    return f"ts:sess:{{{sid}}}:viewers"
-
-
-def ch_down(sid: str) -> str:
-    return f"ts:down:{{{sid}}}"
-
-
-def ch_up(sid: str) -> str:
-    return f"ts:up:{{{sid}}}"
+    return f"ts:sess:{{{sid}}}"  # hash tag: ready for a Redis Cluster slot per session
 
 
 def k_node(node: str) -> str:
     return f"ts:node:{node}"
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def ch_inbox(node: str) -> str:
+    return f"ts:inbox:{node}"
 
 
 def token_hash(token: bytes) -> bytes:
     return hashlib.sha256(token).hexdigest().encode()
 
 
-@dataclass(slots=True)
-class _Conn:
-    sid: str
-    ip: str
-    is_sharer: bool
-    viewer_id: int = 0
-    registered: bool = False
-    admitted: bool = False
-    joined: float = 0.0
-
-
-@dataclass(slots=True)
-class _Owned:
-    """A session whose sharer is (or was last) connected to this node."""
-
-    sid: str
-    tok: bytes  # SHA-256 of the owner token (hex)
-    created: float  # wall clock, for the record
-    sharer: int | None
-    away_since: float | None = None
-    max_vid: int = 0
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(slots=True)
 class ClusterStats:
     published: int = 0
-    publish_dropped: int = 0
     received: int = 0
+    dropped: int = 0  # droppable frames skipped because Redis could not keep up
     redis_reconnects: int = 0
+    nodes_lost: int = 0
+    sessions_rehomed: int = 0
 
 
-@dataclass(slots=True)
-class _Local:
-    viewers: dict[int, int] = field(default_factory=dict)  # viewer id -> conn, for one session on this node
+class _Batch:
+    """Consecutive sends of one frame to connections on one node: published as one message."""
+
+    __slots__ = ("data", "droppable", "conns")
+
+    def __init__(self, data: bytes, droppable: bool, conn: int) -> None:
+        self.data, self.droppable, self.conns = data, droppable, [conn]
+
+    def encode(self) -> bytes:
+        n = len(self.conns)
+        return T_SEND + struct.pack(f">BI{n}Q", self.droppable, n, *self.conns) + self.data
 
 
 class ClusterNode:
-    """One relay node's share of the distributed relay: local connections + Redis."""
+    """One relay node's part of the distributed relay: placement, proxying and the Redis link."""
 
-    def __init__(self, url: str, limits: Limits, outboxes: dict[int, Outbox], node: str) -> None:
-        self.url = url
-        self.limits = limits
-        self.outboxes = outboxes
-        self.node = f"{node}-{os.getpid()}-{os.urandom(3).hex()}"
+    def __init__(self, url: str, relay: Relay) -> None:
+        self.relay = relay
+        self.limits = relay.router.limits
+        self.node = f"{relay.config.node[:120]}-{os.getpid()}-{os.urandom(3).hex()}"
+        self._me = self.node.encode()
         self.redis: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        self.conns: dict[int, _Conn] = {}
-        self.per_ip: dict[str, int] = {}
-        self.owned: dict[str, _Owned] = {}
-        self.local: dict[str, _Local] = {}  # sid -> viewers on this node
-        self.channels: set[str] = set()
+        self.record_ttl = int(self.limits.resume_grace) + 10  # a lost home's sessions wait this long for their sharer
         self.stats = ClusterStats()
         self.connected_to_redis = False
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self._pubsub: Any = None
+        # Local websockets whose session lives on another node: conn -> home, and home -> conns.
+        self.proxied: dict[int, str] = {}
+        self._by_home: dict[str, set[int]] = {}
+        # Connections other nodes proxy to this one: (node, their conn) <-> our Router's conn id.
+        self._virtual: dict[tuple[str, int], int] = {}
+        self.remote: dict[int, tuple[str, int]] = {}
+        self._by_node: dict[str, set[int]] = {}
+        self._pending: dict[str, list[_Batch | bytes]] = {}  # per node, this flush's outgoing messages
+        self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()  # (node, channel, message)
+        self._queued = 0  # bytes in _queue
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._claim = self.redis.register_script(_CLAIM)
-        self._join = self.redis.register_script(_JOIN)
-        self._at_least = self.redis.register_script(_AT_LEAST)
+        self._takeover = self.redis.register_script(_TAKEOVER)
+        self._rewrite = self.redis.register_script(_REWRITE)
+        self._forget = self.redis.register_script(_FORGET)
 
-    # -- lifecycle ----------------------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._publisher()), asyncio.create_task(self._listener()),
-                       asyncio.create_task(self._refresher())]
+                       asyncio.create_task(self._housekeeping())]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -185,386 +189,327 @@ class ClusterNode:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await self.redis.delete(k_node(self.node))
         with contextlib.suppress(Exception):
             await self.redis.aclose()
 
-    # -- outgoing -----------------------------------------------------------------------------------
-    def publish(self, channel: str, message: bytes) -> None:
-        if self._queue.qsize() >= PUBLISH_QUEUE_MAX:
-            self.stats.publish_dropped += 1
+    # -- placing a websocket ----------------------------------------------------------------------------
+    async def serve(self, conn: int, sid: str, ip: str, is_sharer: bool, frames: AsyncIterator[bytes]) -> None:
+        first = None
+        if is_sharer:  # a sharer is placed by its REGISTER: the owner token decides where it may go
+            first = await anext(frames, None)
+            if first is None:
+                return
+        home = await self._place(conn, sid, is_sharer, first)
+        if home == self.node:
+            await self.relay.serve_local(conn, sid, ip, is_sharer, frames, first)
+        elif home is not None:
+            await self._proxy(conn, home, sid, ip, is_sharer, frames, first)
+
+    async def _place(self, conn: int, sid: str, is_sharer: bool, first: bytes | None) -> str | None:
+        """The node whose Router takes this connection, or None once it has been closed here."""
+        if not is_session_id(sid):
+            return self.node  # the Router refuses it, with its reason and its log line
+        if not self.connected_to_redis:
+            self._refuse(conn, CloseCode.TRY_AGAIN, NO_REGISTRY, sid)
+            return None
+        try:
+            if first is None:
+                home = await self.redis.hget(k_sess(sid), "home")
+                return self.node if home is None else _text(home)
+            return await self._place_sharer(conn, sid, first)
+        except (RedisError, OSError):
+            self._refuse(conn, CloseCode.TRY_AGAIN, NO_REGISTRY, sid)
+            return None
+
+    async def _place_sharer(self, conn: int, sid: str, first: bytes) -> str | None:
+        try:
+            kind = parse_header(first).kind
+        except FrameError:
+            kind = None
+        if kind is not FrameKind.REGISTER:
+            return self.node  # the Router refuses it
+        tok = token_hash(first[-32:])
+        for _ in range(3):
+            created, stored, home = await self._claim(keys=[k_sess(sid)],
+                                                      args=[tok, self.node, str(time.time()), self.record_ttl])
+            if not hmac.compare_digest(bytes(stored), tok):
+                self._refuse(conn, CloseCode.SESSION_TAKEN, "this session id belongs to another sharer", sid)
+                return None
+            home = _text(home)
+            if created or home == self.node or await self._alive(home):
+                return home
+            if await self._takeover(keys=[k_sess(sid)], args=[home, self.node, self.record_ttl]):
+                self.stats.sessions_rehomed += 1
+                log("session_rehomed", sid=sid, node=self.node, lost=home)
+                return self.node
+        self._refuse(conn, CloseCode.TRY_AGAIN, "the session is moving between relay nodes, try again", sid)
+        return None
+
+    async def _alive(self, node: str) -> bool:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.pubsub_numsub(ch_inbox(node))
+        pipe.exists(k_node(node))
+        numsub, beating = await pipe.execute()
+        return bool(numsub[0][1]) and bool(beating)
+
+    def _refuse(self, conn: int, code: int, reason: str, sid: str) -> None:
+        outbox = self.relay.outboxes.get(conn)
+        if outbox is not None:
+            outbox.close(code, reason)
+        self.relay.count_close(code)
+        log("refused", sid=sid, code=int(code), reason=reason, node=self.node)
+
+    async def _proxy(self, conn: int, home: str, sid: str, ip: str, is_sharer: bool,
+                     frames: AsyncIterator[bytes], first: bytes | None) -> None:
+        self.proxied[conn] = home
+        self._by_home.setdefault(home, set()).add(conn)
+        head = self._head(conn)
+        self._publish(home, T_OPEN + head + struct.pack(">B", is_sharer) + sid.encode() + b"\0" + ip.encode())
+        try:
+            if first is not None:
+                self._publish(home, T_FRAME + head + first)
+            async for data in frames:
+                if conn not in self.proxied:
+                    return  # the home was lost; the connection is being closed 1013
+                self._publish(home, T_FRAME + head + data)
+                if not self._drained.is_set():
+                    await self._drained.wait()
+        finally:
+            if self.proxied.pop(conn, None) is not None:
+                self._by_home[home].discard(conn)
+                if not self._by_home[home]:
+                    del self._by_home[home]
+                self._publish(home, T_GONE + head)
+
+    def _head(self, conn: int) -> bytes:
+        return struct.pack(">B", len(self._me)) + self._me + struct.pack(">Q", conn)
+
+    async def backpressure(self) -> None:
+        """Wait while Redis is behind (called by local sharers' read loops: the sharer slows down)."""
+        if not self._drained.is_set():
+            await self._drained.wait()
+
+    # -- the home side: actions of our Router for connections proxied here ----------------------------
+    def act(self, action: Action) -> None:
+        """Queue one Router action for a connection on another node (flush_remote publishes them)."""
+        target = self.remote.get(action.conn)
+        if target is None:
             return
-        self._queue.put_nowait((channel, message))
+        node, conn = target
+        pending = self._pending.setdefault(node, [])
+        if isinstance(action, Send):
+            last = pending[-1] if pending else None
+            if isinstance(last, _Batch) and last.data is action.data and last.droppable == action.droppable:
+                last.conns.append(conn)
+            else:
+                pending.append(_Batch(action.data, action.droppable, conn))
+        else:
+            assert isinstance(action, Close)
+            pending.append(T_CLOSE + struct.pack(">QH", conn, action.code) + action.reason.encode())
+
+    def flush_remote(self) -> None:
+        for node, messages in self._pending.items():
+            for message in messages:
+                if isinstance(message, _Batch):
+                    if message.droppable and self._queued >= QUEUE_HIGH:
+                        self.stats.dropped += len(message.conns)  # those viewers see the gap and resync
+                        continue
+                    message = message.encode()
+                self._publish(node, message)
+        self._pending.clear()
+
+    # -- Redis: out -----------------------------------------------------------------------------------
+    def _publish(self, node: str, message: bytes) -> None:
+        self._queue.put_nowait((node, ch_inbox(node), message))
+        self._queued += len(message)
+        if self._queued >= QUEUE_HIGH:
+            self._drained.clear()
 
     async def _publisher(self) -> None:
-        """Drain the queue in batches through one pipeline: one connection, so publish order holds."""
+        """Drain the queue in pipelined batches over one connection, so that publish order holds."""
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < 1024:
                 batch.append(self._queue.get_nowait())
+            size = sum(len(m) for _, _, m in batch)
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for channel, message in batch:
+                for _, channel, message in batch:
                     pipe.publish(channel, message)
-                await pipe.execute()
+                receivers = await pipe.execute()
                 self.stats.published += len(batch)
-            except (RedisError, OSError):
-                self.stats.publish_dropped += len(batch)  # lost frames: viewers resync from the gap
+            except (RedisError, OSError) as exc:
+                self._redis_lost(exc)
+                receivers = [1] * len(batch)
+            finally:
+                self._queued -= size
+                if self._queued < QUEUE_HIGH // 2:
+                    self._drained.set()
+            for (node, _, _), count in zip(batch, receivers, strict=True):
+                if not count:
+                    self._node_lost(node, "its inbox has no subscriber")
 
-    def _send(self, conn: int, data: bytes, droppable: bool = False) -> None:
-        outbox = self.outboxes.get(conn)
-        if outbox is not None:
-            outbox.send(data, droppable)
-
-    def _close(self, conn: int, code: int, reason: str) -> None:
-        outbox = self.outboxes.get(conn)
-        if outbox is not None:
-            outbox.close(code, reason)
-
-    # -- subscriptions ------------------------------------------------------------------------------
-    async def _want(self, channel: str) -> None:
-        if channel in self.channels:
-            return
-        self.channels.add(channel)
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.subscribe(channel)
-
-    async def _unwant(self, channel: str) -> None:
-        if channel not in self.channels:
-            return
-        self.channels.discard(channel)
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.unsubscribe(channel)
-
-    async def _tidy(self, sid: str) -> None:
-        """Drop the subscriptions this node no longer needs for `sid`."""
-        local = self.local.get(sid)
-        if local is not None and not local.viewers:
-            del self.local[sid]
-            local = None
-        if local is None and sid not in self.owned:
-            await self._unwant(ch_down(sid))
-        if sid not in self.owned:
-            await self._unwant(ch_up(sid))
-
+    # -- Redis: in ------------------------------------------------------------------------------------
     async def _listener(self) -> None:
         delay = 0.1
         while True:
+            pubsub = self.redis.pubsub()
             try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                self._pubsub = pubsub
-                await pubsub.subscribe(f"ts:nodech:{self.node}", *self.channels)
-                await self._resync()
-                if self.stats.redis_reconnects or delay > 0.1:
-                    log("redis_connected", node=self.node, sessions=len(self.owned))
+                await pubsub.subscribe(ch_inbox(self.node))
+                await self._write_registry()
+                if self.stats.redis_reconnects:
+                    log("redis_connected", node=self.node, sessions=len(self.relay.router.sessions))
                 self.connected_to_redis = True
                 delay = 0.1
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    self.stats.received += 1
-                    self._dispatch(message["channel"].decode(), message["data"])
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.stats.received += 1
+                        self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                if self.connected_to_redis:
-                    log("redis_lost", node=self.node, error=type(exc).__name__)
-                self.connected_to_redis = False
-                self.stats.redis_reconnects += 1
-                pub, self._pubsub = self._pubsub, None
-                if pub is not None:
-                    with contextlib.suppress(Exception):
-                        await pub.aclose()
+                self._redis_lost(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _resync(self) -> None:
-        """Write this node's part of the registry (after a start or a Redis restart)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(k_node(self.node), b"1", ex=KEY_TTL)
-        for s in self.owned.values():
-            pipe.hset(k_sess(s.sid), mapping={"tok": s.tok, "node": self.node, "created": str(s.created),
-                                              "present": "1" if s.sharer is not None else "0"})
-            pipe.expire(k_sess(s.sid), KEY_TTL)
-        await pipe.execute()
-        for sid, local in self.local.items():
-            if local.viewers:
-                await self.redis.hset(k_viewers(sid), mapping={str(v): self.node for v in local.viewers})
-                await self.redis.expire(k_viewers(sid), KEY_TTL)
-                await self._at_least(keys=[k_nextvid(sid)], args=[max(local.viewers), KEY_TTL])
-        for s in self.owned.values():
-            if s.max_vid:
-                await self._at_least(keys=[k_nextvid(s.sid)], args=[s.max_vid, KEY_TTL])
-
-    async def _refresher(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
-            with contextlib.suppress(RedisError, OSError):
-                await self._refresh()
-
-    async def _refresh(self) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(k_node(self.node), b"1", ex=KEY_TTL)
-        for sid in self.owned:
-            pipe.expire(k_sess(sid), KEY_TTL)
-            pipe.expire(k_nextvid(sid), KEY_TTL)
-            pipe.expire(k_viewers(sid), KEY_TTL)
-        for sid in self.local:
-            pipe.expire(k_viewers(sid), KEY_TTL)
-        await pipe.execute()
-        # Viewers held by a node that died: forget them and tell the sharer.
-        for sid, s in list(self.owned.items()):
-            viewers = await self.redis.hgetall(k_viewers(sid))
-            nodes = {_text(n) for n in viewers.values()}
-            alive = {n: bool(await self.redis.exists(k_node(n))) for n in nodes}
-            for vid, n in viewers.items():
-                if not alive[_text(n)]:
-                    await self.redis.hdel(k_viewers(sid), vid)
-                    if s.sharer is not None:
-                        self._send(s.sharer, encode_frame(FrameKind.VIEWER_LEFT, viewer_id=int(vid)))
-        # Sessions whose record vanished (the owner node died and nobody took over in time).
-        for sid in list(self.local):
-            if sid not in self.owned and not await self.redis.exists(k_sess(sid)):
-                self._end_local(sid, "the sharer did not come back")
-                await self._tidy(sid)
-
-    # -- incoming from Redis ------------------------------------------------------------------------
-    def _dispatch(self, channel: str, data: bytes) -> None:
-        tag, body = data[:1], data[1:]
-        if channel.startswith("ts:down:"):
-            sid = channel[len("ts:down:{"):-1]
-            local = self.local.get(sid)
-            if tag == T_TAKEOVER:
-                owned = self.owned.get(sid)
-                if owned is not None and body.decode() != self.node:
-                    del self.owned[sid]
-                    if owned.sharer is not None:
-                        self._close(owned.sharer, CloseCode.SESSION_TAKEN, "replaced by a newer connection of the sharer")
-                    asyncio.get_running_loop().create_task(self._tidy(sid))
-                return
-            if local is None:
-                return
-            if tag == T_FRAME:
-                self._down_frame(local, body)
-            elif tag == T_AWAY:
-                for vconn in local.viewers.values():
-                    self._send(vconn, encode_frame(FrameKind.SHARER_AWAY))
-            elif tag == T_BACK:
-                for vconn in local.viewers.values():
-                    self._send(vconn, encode_frame(FrameKind.SHARER_BACK))
-            elif tag == T_END:
-                self._end_local(sid, body.decode(errors="replace"))
-                asyncio.get_running_loop().create_task(self._tidy(sid))
-        elif channel.startswith("ts:up:"):
-            sid = channel[len("ts:up:{"):-1]
-            owned = self.owned.get(sid)
-            if owned is None:
-                return
-            if tag == T_FRAME:
-                with contextlib.suppress(FrameError):
-                    owned.max_vid = max(owned.max_vid, parse_header(body).viewer_id)
-                if owned.sharer is not None:
-                    self._send(owned.sharer, body)
-            elif tag == T_LEFT and owned.sharer is not None:
-                (vid,) = struct.unpack(">I", body)
-                self._send(owned.sharer, encode_frame(FrameKind.VIEWER_LEFT, viewer_id=vid))
-
-    def _down_frame(self, local: _Local, frame: bytes) -> None:
-        try:
-            header = parse_header(frame)
-        except FrameError:
+    def _dispatch(self, data: bytes) -> None:
+        tag = data[:1]
+        if tag == T_SEND:
+            droppable, n = struct.unpack_from(">BI", data, 1)
+            conns = struct.unpack_from(f">{n}Q", data, 6)
+            frame = data[6 + 8 * n:]
+            outboxes = self.relay.outboxes
+            for conn in conns:
+                outbox = outboxes.get(conn)
+                if outbox is not None and conn in self.proxied:
+                    outbox.send(frame, bool(droppable))
             return
-        kind = header.kind
-        if kind is FrameKind.GROUP:
-            for vconn in local.viewers.values():
-                state = self.conns.get(vconn)
-                if state is not None and state.admitted:
-                    self._send(vconn, frame, droppable=True)
+        if tag == T_CLOSE:
+            conn, code = struct.unpack_from(">QH", data, 1)
+            outbox = self.relay.outboxes.get(conn)
+            if outbox is not None and conn in self.proxied:
+                outbox.close(code, data[11:].decode(errors="replace"))
             return
-        vconn = local.viewers.get(header.viewer_id)  # type: ignore[assignment]
-        if vconn is None:
-            return
-        self._send(vconn, frame)
-        if kind is FrameKind.WELCOME:
-            state = self.conns.get(vconn)
-            if state is not None:
-                state.admitted = True
-        elif kind is FrameKind.REJECT:
-            self._close(vconn, CloseCode.REJECTED, "rejected by the sharer")
+        size = data[1]
+        node = data[2:2 + size].decode()
+        (conn,) = struct.unpack_from(">Q", data, 2 + size)
+        body = data[10 + size:]
+        router, now = self.relay.router, time.monotonic()
+        key = (node, conn)
+        if tag == T_OPEN:
+            vconn = self.relay.new_conn_id()
+            self._virtual[key] = vconn
+            self.remote[vconn] = key
+            self._by_node.setdefault(node, set()).add(vconn)
+            sid, _, ip = body[1:].partition(b"\0")
+            router.connected(vconn, sid.decode(errors="replace"), ip.decode(errors="replace"), bool(body[0]), now)
+        elif tag == T_FRAME:
+            vconn = self._virtual.get(key, 0)
+            if vconn:
+                router.received(vconn, body, now)
+        elif tag == T_GONE:
+            vconn = self._virtual.pop(key, 0)
+            if vconn:
+                self._forget_remote(vconn)
+        self.relay.flush()
 
-    def _end_local(self, sid: str, reason: str) -> None:
-        local = self.local.get(sid)
-        if local is None:
-            return
-        for vconn in local.viewers.values():
-            self._close(vconn, CloseCode.SESSION_ENDED, reason)
-        local.viewers.clear()
+    def _forget_remote(self, vconn: int) -> None:
+        node, _ = self.remote.pop(vconn)
+        self._by_node[node].discard(vconn)
+        if not self._by_node[node]:
+            del self._by_node[node]
+        self.relay.router.disconnected(vconn, time.monotonic())
 
-    # -- websockets -----------------------------------------------------------------------------------
-    async def connected(self, conn: int, sid: str, ip: str, is_sharer: bool, now: float) -> None:
-        role = "sharer" if is_sharer else "viewer"
-        if not is_session_id(sid):
-            return self._refuse(conn, CloseCode.BAD_FRAME, "malformed session id", role, None, ip)
-        if self.per_ip.get(ip, 0) >= self.limits.max_per_ip:
-            return self._refuse(conn, CloseCode.LIMIT, "too many connections from this address", role, sid, ip)
-        state = _Conn(sid, ip, is_sharer, joined=now)
-        if not is_sharer:
-            try:
-                await self._want(ch_down(sid))  # before READY, so that no WELCOME can be missed
-                vid, present = await self._join(keys=[k_sess(sid), k_viewers(sid), k_nextvid(sid)],
-                                                args=[self.node, self.limits.max_viewers, KEY_TTL])
-            except (RedisError, OSError):
-                await self._tidy(sid)
-                return self._refuse(conn, CloseCode.LIMIT, "the relay cannot reach its registry, try again", role,
-                                    sid, ip)
-            if vid == -1:
-                await self._tidy(sid)
-                return self._refuse(conn, CloseCode.UNKNOWN_SESSION, "no such session (ended, or a mistyped link)",
-                                    role, sid, ip)
-            if vid == -2:
-                await self._tidy(sid)
-                return self._refuse(conn, CloseCode.LIMIT, "this session has as many viewers as the relay allows",
-                                    role, sid, ip)
-            state.viewer_id = int(vid)
-            self.local.setdefault(sid, _Local()).viewers[state.viewer_id] = conn
-            self._send(conn, encode_frame(FrameKind.READY, b"\x01" if present else b"\x00", state.viewer_id))
-            log("viewer_joined", sid=sid, viewer=state.viewer_id, node=self.node)
-        self.conns[conn] = state
-        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
-
-    async def disconnected(self, conn: int, now: float) -> None:
-        state = self.conns.pop(conn, None)
-        if state is None:
+    # -- failures ---------------------------------------------------------------------------------------
+    def _node_lost(self, node: str, why: str) -> None:
+        """Close what we proxied to `node` (clients reconnect) and forget what it proxied to us."""
+        proxied = self._by_home.pop(node, set())
+        virtual = self._by_node.pop(node, set())
+        if not proxied and not virtual:
             return
-        self.per_ip[state.ip] -= 1
-        if not self.per_ip[state.ip]:
-            del self.per_ip[state.ip]
-        sid = state.sid
-        if state.is_sharer:
-            owned = self.owned.get(sid)
-            if owned is not None and owned.sharer == conn:
-                owned.sharer = None
-                owned.away_since = now
-                log("sharer_away", sid=sid, node=self.node)
-                self.publish(ch_down(sid), T_AWAY)
-                with contextlib.suppress(RedisError, OSError):
-                    await self.redis.hset(k_sess(sid), "present", "0")
-            return
-        local = self.local.get(sid)
-        if local is not None and local.viewers.get(state.viewer_id) == conn:
-            del local.viewers[state.viewer_id]
-            log("viewer_left", sid=sid, viewer=state.viewer_id, node=self.node)
-            self.publish(ch_up(sid), T_LEFT + struct.pack(">I", state.viewer_id))
-            with contextlib.suppress(RedisError, OSError):
-                await self.redis.hdel(k_viewers(sid), str(state.viewer_id))
-            await self._tidy(sid)
+        self.stats.nodes_lost += 1
+        log("node_lost", node=self.node, lost=node, why=why, proxied=len(proxied), remote=len(virtual))
+        for conn in proxied:
+            del self.proxied[conn]
+            outbox = self.relay.outboxes.get(conn)
+            if outbox is not None:
+                outbox.close(CloseCode.TRY_AGAIN, MOVED)
+        for vconn in virtual:
+            node_conn = self.remote.pop(vconn)
+            self._virtual.pop(node_conn, None)
+            self.relay.router.disconnected(vconn, time.monotonic())
+        self.relay.flush()
 
-    async def received(self, conn: int, data: bytes, now: float) -> None:
-        state = self.conns.get(conn)
-        if state is None:
-            return
-        try:
-            header = parse_header(data)
-        except FrameError as exc:
-            code = CloseCode.TOO_LARGE if "MAX_FRAME" in str(exc) else CloseCode.BAD_FRAME
-            return self._drop(conn, state, code, str(exc))
-        kind = header.kind
-        sid = state.sid
-        if state.is_sharer:
-            if not state.registered:
-                if kind is not FrameKind.REGISTER:
-                    return self._drop(conn, state, CloseCode.BAD_FRAME, "a sharer must REGISTER first")
-                return await self._register(conn, state, data[-32:], now)
-            owned = self.owned.get(sid)
-            if owned is None or owned.sharer != conn:
-                return
-            if kind is FrameKind.GROUP and header.viewer_id != 0:
-                return self._drop(conn, state, CloseCode.BAD_FRAME, "GROUP frames carry viewer id 0")
-            if kind in (FrameKind.GROUP, FrameKind.DIRECT, FrameKind.WELCOME, FrameKind.REJECT):
-                self.publish(ch_down(sid), T_FRAME + data)
-            elif kind is FrameKind.END:
-                await self._end(owned, "the sharer ended the session", CloseCode.NORMAL)
-            else:
-                self._drop(conn, state, CloseCode.BAD_FRAME, f"a sharer may not send {kind.name}")
-            return
-        if kind is not FrameKind.HELLO and kind is not FrameKind.UPSTREAM:
-            return self._drop(conn, state, CloseCode.BAD_FRAME, f"a viewer may not send {kind.name}")
-        if header.viewer_id != state.viewer_id:
-            return self._drop(conn, state, CloseCode.BAD_FRAME, "frame carries another viewer's id")
-        if kind is FrameKind.UPSTREAM and not state.admitted:
-            return self._drop(conn, state, CloseCode.BAD_FRAME, "UPSTREAM before the handshake finished")
-        self.publish(ch_up(sid), T_FRAME + data)
+    def _redis_lost(self, exc: BaseException) -> None:
+        """Messages may have been lost either way: no proxied connection can trust its stream now."""
+        if self.connected_to_redis:
+            log("redis_lost", node=self.node, error=type(exc).__name__)
+            self.stats.redis_reconnects += 1
+        self.connected_to_redis = False
+        for node in {*self._by_home, *self._by_node}:
+            self._node_lost(node, "this node lost Redis")
 
-    async def _register(self, conn: int, state: _Conn, token: bytes, now: float) -> None:
-        sid = state.sid
-        tok = token_hash(token)
-        owned = self.owned.get(sid)
-        if owned is None and len(self.owned) >= self.limits.max_sessions:
-            return self._drop(conn, state, CloseCode.LIMIT, "the relay is full: too many sessions")
-        await self._want(ch_up(sid))
-        await self._want(ch_down(sid))  # to hear of a takeover by another node
-        try:
-            created, stored = await self._claim(keys=[k_sess(sid)], args=[tok, self.node, str(time.time()), KEY_TTL])
-            if not hmac.compare_digest(bytes(stored), tok):
-                await self._tidy(sid)
-                return self._drop(conn, state, CloseCode.SESSION_TAKEN, "this session id belongs to another sharer")
-            if not created:
-                await self.redis.hset(k_sess(sid), mapping={"node": self.node, "present": "1"})
-                await self.redis.expire(k_sess(sid), KEY_TTL)
-            ids = sorted(int(v) for v in await self.redis.hkeys(k_viewers(sid)))
-        except (RedisError, OSError):
-            await self._tidy(sid)
-            return self._drop(conn, state, CloseCode.LIMIT, "the relay cannot reach its registry, try again")
-        if owned is None:
-            owned = self.owned[sid] = _Owned(sid, tok, time.time(), conn)
-        elif owned.sharer is not None and owned.sharer != conn:
-            self._close(owned.sharer, CloseCode.SESSION_TAKEN, "replaced by a newer connection of the sharer")
-        owned.sharer = conn
-        owned.away_since = None
-        owned.max_vid = max([owned.max_vid, *ids])
-        state.registered = True
-        self.publish(ch_down(sid), T_TAKEOVER + self.node.encode())
-        if created:
-            log("session_registered", sid=sid, node=self.node)
-        else:
-            log("session_resumed", sid=sid, node=self.node, viewers=len(ids))
-            self.publish(ch_down(sid), T_BACK)
-        self._send(conn, encode_frame(FrameKind.READY, struct.pack(f">I{len(ids)}I", len(ids), *ids)))
+    async def _write_registry(self) -> None:
+        """(Re)announce this node and its sessions; forget sessions another node has taken meanwhile."""
+        await self.redis.set(k_node(self.node), b"1", ex=NODE_TTL)
+        router = self.relay.router
+        for sid, session in list(router.sessions.items()):
+            kept = await self._rewrite(keys=[k_sess(sid)], args=[token_hash(session.owner_token), self.node,
+                                                                 str(time.time()), self.record_ttl])
+            if not kept:
+                router.evict(sid, "the session moved to another relay node: reconnecting")
+        self.relay.flush()
 
-    async def _end(self, owned: _Owned, reason: str, sharer_code: int) -> None:
-        sid = owned.sid
-        self.owned.pop(sid, None)
-        self.publish(ch_down(sid), T_END + reason.encode())
-        if owned.sharer is not None:
-            self._close(owned.sharer, sharer_code, reason)
+    def session_ended(self, sid: str) -> None:
+        asyncio.get_running_loop().create_task(self._drop_record(sid))
+
+    async def _drop_record(self, sid: str) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(k_sess(sid), k_viewers(sid), k_nextvid(sid))
-        log("session_ended", sid=sid, node=self.node, reason=reason)
-        await self._tidy(sid)
+            await self._forget(keys=[k_sess(sid)], args=[self.node])
 
-    async def tick(self, now: float) -> None:
-        for owned in list(self.owned.values()):
-            if owned.away_since is not None and now - owned.away_since >= self.limits.resume_grace:
-                await self._end(owned, "the sharer did not come back", CloseCode.NORMAL)
-        for conn, state in list(self.conns.items()):
-            if not state.is_sharer and not state.admitted and state.joined and \
-                    now - state.joined >= self.limits.handshake_timeout:
-                state.joined = 0.0
-                self._close(conn, CloseCode.TIMEOUT, "the sharer did not answer the handshake")
+    async def _housekeeping(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(HOUSEKEEPING)
+            rounds += 1
+            if not self.connected_to_redis:
+                continue
+            try:
+                await self._check_peers()
+                if rounds % 2 == 0:
+                    await self.redis.set(k_node(self.node), b"1", ex=NODE_TTL)
+                if rounds % RECORD_REFRESH == 0:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for sid in self.relay.router.sessions:
+                        pipe.expire(k_sess(sid), self.record_ttl)
+                    await pipe.execute()
+            except (RedisError, OSError):
+                continue  # the listener notices a lost Redis and handles it
 
-    def _refuse(self, conn: int, code: int, reason: str, role: str, sid: str | None, ip: str) -> None:
-        self._close(conn, code, reason)
-        log("refused", role=role, sid=sid, ip=ip, code=int(code), reason=reason, node=self.node)
+    async def _check_peers(self) -> None:
+        peers = sorted({*self._by_home, *self._by_node})
+        if not peers:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for node in peers:
+            pipe.pubsub_numsub(ch_inbox(node))
+            pipe.exists(k_node(node))
+        answers = await pipe.execute()
+        for i, node in enumerate(peers):
+            numsub, beating = answers[2 * i], answers[2 * i + 1]
+            if not numsub[0][1] or not beating:
+                self._node_lost(node, "no heartbeat" if not beating else "its inbox has no subscriber")
 
-    def _drop(self, conn: int, state: _Conn, code: int, reason: str) -> None:
-        self._close(conn, code, reason)
-        log("closed", role="sharer" if state.is_sharer else "viewer", sid=state.sid, viewer=state.viewer_id or None,
-            code=int(code), reason=reason, node=self.node)
-
-    def counts(self) -> dict[str, int]:
-        return {"sessions": len(self.owned), "viewers": sum(len(v.viewers) for v in self.local.values())}
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "redis_connected": int(self.connected_to_redis),
+            "proxied": len(self.proxied),
+            "remote": len(self.remote),
+            **asdict(self.stats),
+        }

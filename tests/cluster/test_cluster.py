@@ -186,7 +186,8 @@ def test_limits_and_ownership_hold_across_nodes(tmp_path: Path) -> None:
             t1 = asyncio.create_task(v1.run())
             t2 = asyncio.create_task(v2.run())
             await wait_for(lambda: all(any(isinstance(e, ev.Welcomed) for _, e in v.events) for v in (v1, v2)), 15)
-            assert healthz(b.port)["viewers"] == 1 and healthz(c.port)["viewers"] == 1
+            # Both live in the Router of the session's home node, a, though they connected to b and c.
+            assert healthz(a.port)["viewers"] == 2 and healthz(b.port)["viewers"] == 0
             await asyncio.wait_for(v3.run_once(), timeout(10))  # a third viewer, on a third node: over the limit
             assert v3.closes == [4429]
             # A second sharer claims the session id with another owner token, on another node.

@@ -139,3 +139,27 @@ def test_departures_and_handshake_timeouts_are_logged() -> None:
     assert ("closed", {"role": "viewer", "sid": SID, "viewer": 1, "code": 4408, "reason": "handshake timeout"}) in logs
     assert ("viewer_left", {"sid": SID, "viewer": 2, "viewers": 1}) in logs
     assert ("sharer_away", {"sid": SID, "viewers": 1}) in logs
+
+
+def test_evict_closes_every_client_1013_and_forgets_the_session() -> None:
+    router = Router()
+    register(router, 1)
+    join(router, 2)
+    router.evict("no-such-session0", "moved")  # nothing to evict: no action
+    assert router.take_actions() == []
+    router.evict(SID, "moved")
+    assert closes(router.take_actions()) == {2: (CloseCode.TRY_AGAIN, "moved"), 1: (CloseCode.TRY_AGAIN, "moved")}
+    assert SID not in router.sessions and router.stats.sessions_ended == {}  # moved, not ended
+    assert [r.event for r in router.take_logs()][-1] == "session_moved"
+    router.received(1, encode_frame(FrameKind.GROUP, bytes(96)), 1.0)  # the evicted sharer's late frame is ignored
+    assert router.take_actions() == []
+
+
+def test_evict_of_a_session_whose_sharer_is_away_closes_its_viewers() -> None:
+    router = Router()
+    register(router, 1)
+    join(router, 2)
+    router.disconnected(1, 0.0)
+    router.take_actions()
+    router.evict(SID, "moved")
+    assert closes(router.take_actions()) == {2: (CloseCode.TRY_AGAIN, "moved")}

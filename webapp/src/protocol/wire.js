@@ -65,6 +65,7 @@ export const RejectReason = Object.freeze({
 /** Websocket close codes (§5.5). */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
+  TRY_AGAIN: 1013,
   BAD_FRAME: 4400,
   TOKEN_REQUIRED: 4401,
   REJECTED: 4403,
