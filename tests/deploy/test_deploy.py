@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..certs import self_signed
+from ..cluster.harness import RedisServer, node
 from ..procs import ROOT, HeadlessShare, Relay, read_until, stop, termshare, timeout
 
 
@@ -31,11 +32,13 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert "DynamicUser=yes" in unit and "NoNewPrivileges=yes" in unit and "ProtectSystem=strict" in unit
 
 
-def nginx_config(tmp_path: Path, relay_port: int, https_port: int) -> Path:
+def nginx_config(tmp_path: Path, relay_port: int, https_port: int, more_nodes: tuple[int, ...] = ()) -> Path:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     assert Path(nginx).exists(), "nginx is missing (Debian package nginx-light)"
     cert, key = self_signed(tmp_path)
     site = (ROOT / "nginx.conf.example").read_text()
+    for i, port in enumerate(more_nodes):  # the example's commented-out extra nodes
+        site = site.replace(f"# server 127.0.0.1:{8001 + i} ", f"server 127.0.0.1:{port} ")
     site = (site.replace("127.0.0.1:8000", f"127.0.0.1:{relay_port}")
             .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
             .replace("listen [::]:443 ssl http2;", "")
@@ -101,3 +104,58 @@ def test_session_through_nginx_with_tls_and_a_path_prefix(tmp_path: Path) -> Non
                 stop(proc)
         stop(nginx)
         relay.close()
+
+
+def test_cluster_nodes_behind_nginx_meet_on_one_home_per_session(tmp_path: Path) -> None:
+    """The example's upstream block for several nodes: a session's clients all land on its home."""
+    import json
+    import re
+    import urllib.request
+
+    redis = RedisServer(tmp_path)
+    nodes = [node(redis, "--trust-proxy") for _ in range(3)]
+    https_port = free_port()
+    conf = nginx_config(tmp_path, nodes[0].port, https_port, tuple(n.port for n in nodes[1:]))
+    assert all(f"server 127.0.0.1:{n.port} " in (tmp_path / "site.conf").read_text() for n in nodes)
+    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(tmp_path)],
+                             start_new_session=True, stderr=subprocess.PIPE)
+    shares, viewers = [], []
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", https_port), 0.2).close()
+                break
+            except OSError:
+                subprocess.run(["sleep", "0.1"])
+        base = f"https://127.0.0.1:{https_port}/termshare/"
+        cafile = str(tmp_path / "cert.pem")
+        for i in range(4):  # several sessions, so that more than one node is likely to be a home
+            share = HeadlessShare("--relay", base, "--cafile", cafile, "--cmd", f"sh -c 'echo session-{i}-up; sleep 30'")
+            shares.append(share)
+            for _ in range(2):
+                viewer = termshare("join", share.links["read_only"], "--cafile", cafile, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                viewers.append(viewer)
+                assert viewer.stdout is not None
+                read_until(viewer.stdout, f"session-{i}-up".encode(), 20)
+
+        def metric(port: int, name: str, extra: str = "") -> float:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout(5)) as r:
+                text = r.read().decode()
+            (value,) = re.findall(rf'^{name}{{node="[^"]*"{extra}}} (\S+)$', text, re.M)
+            return float(value)
+
+        homes = {n.port: json.loads(urllib.request.urlopen(f"http://127.0.0.1:{n.port}/healthz").read()) for n in nodes}
+        assert sum(h["sessions"] for h in homes.values()) == 4
+        assert sum(h["viewers"] for h in homes.values()) == 8
+        # Every websocket of a session reached its home directly: nothing was proxied through Redis.
+        for n in nodes:
+            assert metric(n.port, "termshare_cluster_messages_total", ',direction="published"') == 0
+            assert metric(n.port, "termshare_cluster_connections", ',direction="out"') == 0
+    finally:
+        for proc in [*viewers, *(s.proc for s in shares)]:
+            stop(proc)
+        stop(nginx)
+        for n in nodes:
+            n.close()
+        redis.close()
