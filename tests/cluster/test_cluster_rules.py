@@ -14,7 +14,6 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from termshare.protocol import events as ev
 from termshare.protocol.envelope import encode_frame, parse_header
 from termshare.protocol.link import parse_link
 from termshare.protocol.viewer import ViewerProtocol
