@@ -367,7 +367,12 @@ class ClusterNode:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self.stats.received += 1
-                        self._dispatch(message["data"])
+                        try:
+                            self._dispatch(message["data"])
+                        except (struct.error, IndexError, UnicodeDecodeError, KeyError) as exc:
+                            # Only relay nodes publish here; a malformed message is a bug or another
+                            # version: skip it rather than stop routing for every session.
+                            log("cluster_message_refused", node=self.node, error=type(exc).__name__)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

@@ -147,3 +147,35 @@ def test_a_sharer_reconnecting_to_another_node_is_proxied_to_the_home(tmp_path: 
         for n in (a, b, c):
             n.close()
         redis.close()
+
+
+def test_malformed_inbox_messages_are_skipped_and_routing_goes_on(tmp_path: Path) -> None:
+    import redis
+
+    server = RedisServer(tmp_path)
+    a, b = node(server), node(server)
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
+                          "sh -c 'read x; echo still-$x; sleep 30'")
+    try:
+        client = redis.Redis.from_url(server.url)
+        inboxes = client.pubsub_channels("ts:inbox:*")
+        assert len(inboxes) == 2
+        for inbox in inboxes:
+            for junk in (b"", b"S\x01", b"S\x00\xff\xff\xff\xff", b"C\x00", b"O\xff", b"F\x05ab", b"Zzz", os.urandom(64)):
+                assert client.publish(inbox, junk) == 1
+        client.close()
+        typist = Typist(at(share.links["read_write"], b.port))
+        typist.text = b"routing\r"
+
+        async def scenario() -> None:
+            task = asyncio.create_task(typist.run())
+            await wait_for(lambda: b"still-routing" in typist.output(), 15)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        asyncio.run(scenario())
+    finally:
+        share.close()
+        a.close()
+        b.close()
+        server.close()
