@@ -374,11 +374,27 @@ def transcripts() -> list[dict[str, Any]]:
     s.pump()
     # A truncated frame whose length field was fixed up by the relay.
     s.share.send_output(b"truncate me")
-    (frame,) = s.sharer_frames()
+    # The GROUP frame, then the snapshot the sharer deferred: the RESYNC after the splice came when
+    # nothing had changed since the last snapshot, so it is answered with the next output.
+    frame, *deferred = s.sharer_frames()
     body = frame[18:-10]
     s.deliver(make_header(FrameKind.GROUP, len(body), 0, 0, struct.unpack_from(">I", frame, 10)[0]).pack() + body)
+    for later in deferred:
+        s.deliver(later)
     s.pump()
     s.share.send_output(b"ok")
+    s.pump()
+    out.append(s.result())
+
+    s = Script("relay-skipped-hint")
+    s.join()
+    s.share.send_output(b"seen")
+    s.pump()
+    s.share.send_output(b"dropped by the relay")
+    s.sharer_frames()
+    s.deliver(encode_frame(FrameKind.SKIPPED))  # the relay says it skipped output: resync at once
+    s.pump()
+    s.share.send_output(b"after")
     s.pump()
     out.append(s.result())
 

@@ -25,6 +25,7 @@ _FIXED_BODY: Final = {
     FrameKind.VIEWER_LEFT: 0,
     FrameKind.SHARER_AWAY: 0,
     FrameKind.SHARER_BACK: 0,
+    FrameKind.SKIPPED: 0,
 }
 _MIN_BODY: Final = {
     FrameKind.GROUP: 1 + TAG_SIZE + SIG_SIZE,

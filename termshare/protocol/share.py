@@ -104,6 +104,7 @@ class _Channel:
     send: SendChain
     recv: RecvChain
     snapshot_at: tuple[int, int] = (-1, -1)  # group (epoch, seq) of the last snapshot sent
+    resync_wanted: bool = False  # RESYNC came while nothing had changed: answer at the next output
 
 
 def new_session_id(rng: Rng) -> str:
@@ -311,6 +312,8 @@ class ShareProtocol:
             # per snapshot it needs; a flood gets nothing more).
             if channel.snapshot_at != (self._group_epoch, self._group_seq):
                 self._send_snapshot(vid, channel)
+            else:
+                channel.resync_wanted = True  # the viewer waits in SYNCING: answer once there is news
         else:
             assert isinstance(message, PingMessage)
             self._send_direct(vid, channel, PongMessage(message.token))
@@ -328,6 +331,7 @@ class ShareProtocol:
         if len(data) > MAX_SNAPSHOT_DATA:
             raise ValueError(f"screen snapshot of {len(data)} bytes exceeds {MAX_SNAPSHOT_DATA}")
         channel.snapshot_at = (self._group_epoch, self._group_seq)
+        channel.resync_wanted = False
         self._send_direct(vid, channel, SnapshotMessage(self._group_epoch, self._group_seq, cols, rows, data))
 
     def _send_direct(self, vid: int, channel: _Channel, message: Message) -> None:
@@ -367,6 +371,9 @@ class ShareProtocol:
         signature = self._sign_private.sign(group_signed_data(self.sid, packed, ciphertext))
         self._group_seq += 1
         self._frames.append(packed + ciphertext + signature)
+        for vid, channel in self._channels.items():
+            if channel.resync_wanted:
+                self._send_snapshot(vid, channel)
 
 
 def _frame(kind: FrameKind, body: bytes = b"", viewer_id: int = 0) -> bytes:

@@ -152,6 +152,9 @@ class ViewerProtocol:
             self._events.append(ev.SharerBack())
             if self.state is ViewerState.HANDSHAKE:
                 self._send_hello()  # the first HELLO may have been lost while the sharer was away
+        elif kind is FrameKind.SKIPPED:
+            if self.state is ViewerState.LIVE:
+                self._broken("skipped")  # the relay dropped output for us: do not wait for the next frame
         else:
             raise FrameError(f"a viewer does not accept {kind.name} frames")
 

@@ -36,6 +36,7 @@ class FrameKind(IntEnum):
     VIEWER_LEFT = 0x11
     SHARER_AWAY = 0x12
     SHARER_BACK = 0x13
+    SKIPPED = 0x14
 
 
 class MessageType(IntEnum):

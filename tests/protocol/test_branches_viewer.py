@@ -312,3 +312,42 @@ def test_replacing_an_unused_empty_epoch_keeps_the_switch_point() -> None:
     assert viewer.state is ViewerState.LIVE and viewer.events_received() == []
     assert viewer._pending is not None and viewer._pending.epoch == 2
     assert viewer._pending_from == 5
+
+
+
+def test_skipped_from_the_relay_resyncs_a_live_viewer_at_once_and_is_ignored_otherwise() -> None:
+    net = Net()
+    _, viewer = net.join()
+    viewer.events_received()
+    viewer.receive_frame(encode_frame(FrameKind.SKIPPED))
+    assert viewer.events_received() == [ev.StreamBroken("skipped")] and viewer.state is ViewerState.SYNCING
+    assert upstream_types(viewer.frames_to_send()) == [1]  # RESYNC
+    viewer.receive_frame(encode_frame(FrameKind.SKIPPED))  # while resyncing: nothing more
+    assert viewer.events_received() == [] and viewer.frames_to_send() == []
+    fresh = fresh_viewer(net)
+    fresh.receive_frame(ready())
+    fresh.frames_to_send()
+    fresh.receive_frame(encode_frame(FrameKind.SKIPPED))  # during the handshake: nothing to resync
+    assert fresh.state is ViewerState.HANDSHAKE and fresh.frames_to_send() == []
+
+
+def test_a_resync_when_nothing_changed_is_answered_with_the_next_output() -> None:
+    """Without this a viewer whose RESYNC found no news would wait in SYNCING for ever."""
+    net = Net()
+    _, viewer = net.join()
+    viewer.events_received()
+    viewer.receive_frame(encode_frame(FrameKind.SKIPPED))  # answered: the viewer count came after the join
+    net.run()
+    assert viewer.state is ViewerState.LIVE
+    viewer.receive_frame(encode_frame(FrameKind.SKIPPED))  # a relay's hint (or a lie): nothing was sent since
+    net.run()
+    assert viewer.state is ViewerState.SYNCING  # the sharer had no news: no snapshot yet
+    net.share.send_output(b"news")
+    net.run()
+    events = viewer.events_received()
+    assert viewer.state is ViewerState.LIVE and any(isinstance(e, ev.Snapshot) for e in events), events
+    net.share.send_output(b"more")
+    net.run()
+    assert viewer.events_received() == [ev.Output(b"more")]
+    net.share.send_output(b"again")  # answered once: later output costs no snapshot
+    assert [parse_frame(f).kind for f in net.share.frames_to_send()] == [FrameKind.GROUP]

@@ -18,6 +18,7 @@ const FIXED_BODY = new Map([
   [FrameKind.VIEWER_LEFT, 0],
   [FrameKind.SHARER_AWAY, 0],
   [FrameKind.SHARER_BACK, 0],
+  [FrameKind.SKIPPED, 0],
 ]);
 /** Minimum body sizes of variable-size kinds. @type {Map<number, number>} */
 const MIN_BODY = new Map([

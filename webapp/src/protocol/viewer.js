@@ -219,6 +219,10 @@ export class ViewerProtocol {
         // The first HELLO may have been lost while the sharer was away: restart with a new EV.
         if (this._state === 'HANDSHAKE') await this._sendHello();
         return;
+      case FrameKind.SKIPPED:
+        // The relay dropped output queued for us: resync now rather than at the next frame.
+        if (this._state === 'LIVE') await this._broken('skipped');
+        return;
       default:
         throw new FrameError(`a viewer does not accept frames of kind 0x${frame.kind.toString(16).padStart(2, '0')}`);
     }

@@ -33,6 +33,7 @@ export const FrameKind = Object.freeze({
   VIEWER_LEFT: 0x11,
   SHARER_AWAY: 0x12,
   SHARER_BACK: 0x13,
+  SKIPPED: 0x14,
 });
 
 /** Inner message types (§5.3). */
