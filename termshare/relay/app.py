@@ -154,7 +154,8 @@ class Relay:
         def too_slow() -> None:
             log("closed", role=role, sid=logged_sid, code=int(CloseCode.TOO_SLOW), reason="too slow")
 
-        outbox = Outbox(ws, self.config.soft_cap, self.config.hard_cap, self.outbox_stats, too_slow)
+        outbox = Outbox(ws, self.config.soft_cap, self.config.hard_cap, self.outbox_stats, too_slow,
+                        skip_hint=not is_sharer)
         outbox.task = asyncio.create_task(outbox.run())
         self.outboxes[conn] = outbox
         self.connections_total[role] += 1

@@ -1,7 +1,9 @@
 """A bounded per-connection send queue: sending to one client never waits on another.
 
 GROUP frames are droppable: a viewer that falls behind by more than `soft_cap` bytes skips them,
-sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2). Frames that must not be
+sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2); a viewer's queue also
+gets one SKIPPED frame where each run of skipped frames begins, so that the viewer resyncs even if
+no later frame comes to show the gap. Frames that must not be
 dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is closed 4508.
 """
 
@@ -15,10 +17,12 @@ from typing import Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..protocol.wire import CloseCode
+from ..protocol.envelope import encode_frame
+from ..protocol.wire import CloseCode, FrameKind
 
 SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection before skipping GROUP
 HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
+SKIPPED_FRAME: Final = encode_frame(FrameKind.SKIPPED)
 
 
 @dataclass(slots=True)
@@ -31,10 +35,11 @@ class OutboxStats:
 
 class Outbox:
     __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap", "stats",
-                 "on_too_slow")
+                 "on_too_slow", "skip_hint", "_skipping")
 
     def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP,
-                 stats: OutboxStats | None = None, on_too_slow: Callable[[], None] | None = None) -> None:
+                 stats: OutboxStats | None = None, on_too_slow: Callable[[], None] | None = None,
+                 skip_hint: bool = False) -> None:
         self._ws = ws
         self._queue: deque[bytes] = deque()
         self._queued = 0
@@ -46,6 +51,8 @@ class Outbox:
         self.task: asyncio.Task[None] | None = None
         self.stats = stats or OutboxStats()
         self.on_too_slow = on_too_slow
+        self.skip_hint = skip_hint  # viewers' queues: mark skipped runs with SKIPPED
+        self._skipping = False
 
     def send(self, data: bytes, droppable: bool) -> None:
         if self._close is not None:
@@ -53,6 +60,11 @@ class Outbox:
         if droppable and self._queued + len(data) > self.soft_cap:
             self.dropped += 1
             self.stats.dropped += 1
+            if self.skip_hint and not self._skipping:
+                self._skipping = True
+                self._queue.append(SKIPPED_FRAME)
+                self._queued += len(SKIPPED_FRAME)
+                self._wake.set()
             return
         if self._queued + len(data) > self.hard_cap:
             self.close(CloseCode.TOO_SLOW, "too slow: the relay's queue for this viewer overflowed")
@@ -62,6 +74,7 @@ class Outbox:
             return
         self._queue.append(data)
         self._queued += len(data)
+        self._skipping = False  # a later drop is a new hole (e.g. after a snapshot): mark it too
         self._wake.set()
 
     def close(self, code: int, reason: str) -> None:

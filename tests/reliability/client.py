@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from termshare.net import websocket_url
 from termshare.protocol import events as ev
+from termshare.protocol.envelope import Header, parse_header
 from termshare.protocol.link import parse_link
 from termshare.protocol.viewer import ViewerProtocol
 
@@ -23,6 +24,7 @@ class Recorder:
     closes: list[int | None] = field(default_factory=list)
     received_bytes: int = 0
     stop_reading: bool = False
+    headers: list[Header] = field(default_factory=list)  # of every frame received, in order
 
     def output(self) -> bytes:
         return b"".join(e.data for _, e in self.events if isinstance(e, ev.Output))
@@ -46,6 +48,7 @@ class Recorder:
             async for message in ws:
                 assert isinstance(message, bytes)
                 self.received_bytes += len(message)
+                self.headers.append(parse_header(message))
                 viewer.receive_frame(message)
                 for frame in viewer.frames_to_send():
                     await ws.send(frame)

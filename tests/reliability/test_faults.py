@@ -13,6 +13,7 @@ import time
 import pytest
 
 from termshare.protocol import events as ev
+from termshare.protocol.wire import FrameKind
 
 from ..procs import HeadlessShare, Relay, stop, timeout
 from .client import Recorder
@@ -148,6 +149,51 @@ def test_stalled_viewer_costs_bounded_memory_and_slows_no_one() -> None:
         assert "Ended" in fast.kinds()
         # The relay queues at most HARD_CAP (16 MiB) per viewer; everything else is the interpreter.
         assert peak < 150 * 2**20
+    finally:
+        share.close()
+        relay.close()
+
+
+def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> None:
+    """The relay skipped output for a stalled viewer, then no output follows to reveal the gap: the
+    SKIPPED hint the relay queued at the hole makes the viewer resync anyway (PROTOCOL §4.2)."""
+    relay = Relay()
+    # 12 MB at an easy pace (the sharer never falls behind, so it never resyncs anyone itself),
+    # then a screen that stays put.
+    size = 12_000_000
+    cmd = ("sh -c 'sleep 1; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
+           "sleep 0.1; done; echo; clear; echo quiet-screen-$((6*7)); sleep 60'")
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
+    fast, stalled = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
+
+    def snapshots(rec: Recorder) -> list[bytes]:
+        return [e.data for _, e in rec.events if isinstance(e, ev.Snapshot)]
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(stalled.run_once())]
+        await wait_for(lambda: "Snapshot" in stalled.kinds(), 10)
+        stalled.stop_reading = True
+        tasks.append(asyncio.create_task(fast.run_once()))
+        await wait_for(lambda: b"quiet-screen-42" in fast.output(), 60)
+        stalled.stop_reading = False  # reads what the relay kept for it; nothing new is coming
+        await wait_for(lambda: any(b"quiet-screen-42" in s for s in snapshots(stalled)), 20)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        # The relay marked the hole: a SKIPPED frame, and the next GROUP frame (if any came) is not
+        # the one after the last GROUP frame before it.
+        kinds = [h.kind for h in stalled.headers]
+        assert FrameKind.SKIPPED in kinds
+        at = kinds.index(FrameKind.SKIPPED)
+        before = [h.seq for h in stalled.headers[:at] if h.kind is FrameKind.GROUP]
+        after = [h.seq for h in stalled.headers[at:] if h.kind is FrameKind.GROUP]
+        assert before and (not after or after[0] > before[-1] + 1), (before[-3:], after[:3])
+        broken = [e for _, e in stalled.events if isinstance(e, ev.StreamBroken)]
+        assert broken and broken[0].reason in ("skipped", "gap")
+        assert len(stalled.output()) < size  # it really was skipped past, not fed everything
     finally:
         share.close()
         relay.close()

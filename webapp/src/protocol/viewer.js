@@ -38,7 +38,7 @@ const subtle = /** @type {SubtleCrypto} */ (globalThis.crypto?.subtle);
  *   | {type: 'Output', data: Uint8Array}
  *   | {type: 'Resize', cols: number, rows: number}
  *   | {type: 'Viewers', count: number}
- *   | {type: 'StreamBroken', reason: 'gap'|'auth'|'epoch'}
+ *   | {type: 'StreamBroken', reason: 'gap'|'auth'|'epoch'|'skipped'}
  *   | {type: 'SharerAway'}
  *   | {type: 'SharerBack'}
  *   | {type: 'Ended', exitStatus: number}
