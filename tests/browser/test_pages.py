@@ -207,3 +207,43 @@ def test_screenshots_of_the_session_pages(new_page: Callable[[], Any], share: Pt
     # Visible labels match the link kind.
     assert re.fullmatch(r"read-write", str(rw.locator(".badge").text_content()), re.I)
     assert re.fullmatch(r"read-only", str(ro.locator(".badge").text_content()), re.I)
+
+
+# -- 11. a copy of the web app on a plain static server ----------------------------------------------
+def test_a_static_copy_without_headers_enforces_the_same_policy_and_joins(page: Any, share: PtyShare) -> None:
+    """Anyone may host webapp/ themselves; the pages carry the relay's CSP in a <meta> for servers
+    that send no such header."""
+    import functools
+    import http.server
+    import threading
+
+    from termshare.relay.web import CSP, WEB_DIR
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(WEB_DIR))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        origin = f"http://127.0.0.1:{server.server_address[1]}"
+        response = page.goto(f"{origin}/index.html")
+        assert "content-security-policy" not in response.all_headers()
+        meta = page.locator('meta[http-equiv="Content-Security-Policy"]').get_attribute("content")
+        assert meta == CSP.replace("; frame-ancestors *", ""), meta  # the header's policy, minus what <meta> cannot say
+        page.wait_for_function("window.termshare && window.termshare.state() === 'idle'")
+        blocked = page.evaluate("""() => new Promise((resolve) => {
+            document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), {once: true});
+            const s = document.createElement('script');
+            s.textContent = 'window.__inlineRan = true';
+            document.head.appendChild(s);
+            setTimeout(() => resolve(window.__inlineRan ? 'ran' : 'no event'), 2000);
+        })""")
+        assert blocked.startswith("script-src"), blocked
+        page.fill("#link", share.rw)
+        page.get_by_role("button", name="Join session").click()
+        wait_state(page, "live")
+        type_in_page(page, "echo from-a-static-copy-$((5*5))")
+        share.expect(rb"\r\nfrom-a-static-copy-25\r\n")
+    finally:
+        server.shutdown()
+        server.server_close()
