@@ -45,18 +45,79 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     spec.append(("footprint", "wire bytes / terminal byte", ("footprint", "{s}", "wire_per_byte")))
     spec.append(("footprint", "share RSS MB at rest", ("footprint", "{s}", "share_rss_mb")))
     spec.append(("footprint", "share RSS MB peak (bulk)", ("footprint", "{s}", "share_rss_peak_mb")))
-    out = []
-    for workload, metric, path in spec:
-        row: dict[str, Any] = {"workload": workload, "metric": metric}
-        for s in SYSTEMS:
-            row[s] = _stat(w, *(p.format(s=s) for p in path))
-        ts, tp, lim = row["termshare"], row["termpair"], row["limit"]
-        row["termshare/termpair"] = ts["median"] / tp["median"] if ts and tp and tp["median"] else None
-        row["termshare/limit"] = ts["median"] / lim["median"] if ts and lim and lim["median"] else None
-        out.append(row)
+    out = [_row(workload, metric, *(_stat(w, *(p.format(s=s) for p in path)) for s in SYSTEMS))
+           for workload, metric, path in spec if path[0] in w]  # (--only: the rest was not run)
     del stalled
-    out.append({"workload": "browser", "metric": "not measured (stub)", **{s: None for s in SYSTEMS},
-                "termshare/termpair": None, "termshare/limit": None})
+    out += _browser_rows(w.get("browser"))
+    out += _cluster_rows(w.get("cluster"))
+    return out
+
+
+def _row(workload: str, metric: str, ts: Any, tp: Any, lim: Any) -> dict[str, Any]:
+    return {"workload": workload, "metric": metric, "termshare": ts, "termpair": tp, "limit": lim,
+            "termshare/termpair": ts["median"] / tp["median"] if ts and tp and tp["median"] else None,
+            "termshare/limit": ts["median"] / lim["median"] if ts and lim and lim["median"] else None}
+
+
+def _unavailable(workload: str, node: Any) -> list[dict[str, Any]]:
+    reason = (node.get("unavailable") or node.get("error")) if isinstance(node, dict) else "not run"
+    return [_row(workload, f"not measured: {reason}", None, None, None)]
+
+
+BROWSER_METRICS = [
+    ("MB/s, gate -> last line on screen", "mb_per_s"),
+    ("share of the output drawn (rest skipped)", "drawn_fraction"),
+    ("MB/s drawn", "drawn_mb_per_s"),
+    ("page round trip p99 ms (flood)", "eval_p99_ms"),
+    ("page round trip max ms (flood)", "eval_max_ms"),
+    ("frame gap max ms (flood)", "frame_gap_max_ms"),
+    ("echo p50 ms (key -> screen)", "echo_p50_ms"),
+    ("echo p99 ms (key -> screen)", "echo_p99_ms"),
+]
+
+
+def _browser_rows(b: Any) -> list[dict[str, Any]]:
+    if b is None:
+        return []
+    if "unavailable" in b:
+        return _unavailable("browser", b)
+    return [_row("browser", metric, *(_stat(b, s, key) for s in SYSTEMS)) for metric, key in BROWSER_METRICS]
+
+
+# (metric, part, key); in cluster rows the termshare column is the cluster and the limit column one
+# in-memory relay (the ratio is what Redis and the extra nodes cost or give).
+CLUSTER_METRICS = [
+    ("fan-out aggregate MB/s", "fanout", "aggregate_mb_per_s"),
+    ("fan-out viewers with every byte", "fanout", "complete_viewers"),
+    ("fan-out CPU s/MB (nodes+Redis)", "fanout", "cpu_s_per_mb"),
+    ("fan-out CPU us/frame (nodes+Redis)", "fanout", "cpu_us_per_frame"),
+    ("fan-out CPU cores: nodes", "fanout", "nodes_cpu_share"),
+    ("fan-out CPU cores: viewers (bench)", "fanout", "viewers_cpu_share"),
+    ("echo p50 ms (viewer on last node)", "echo", "p50_ms"),
+    ("echo p99 ms (viewer on last node)", "echo", "p99_ms"),
+    ("idle sessions held", "sessions", "sessions_held"),
+    ("idle: RSS MB per node (max)", "sessions", "node_rss_mb"),
+    ("idle: CPU s/min per node (max)", "sessions", "node_cpu_s_per_min"),
+    ("idle: Redis RSS MB", "sessions", "redis_rss_mb"),
+]
+
+
+def _cluster_rows(c: Any) -> list[dict[str, Any]]:
+    if c is None:
+        return []
+    if "unavailable" in c or "error" in c:
+        return _unavailable("cluster", c)
+    out = []
+    for n in c.get("nodes", []):
+        label = f"cluster {n} node{'s' if n > 1 else ''}"
+        if "error" in c.get(str(n), {}):
+            out += _unavailable(label, c[str(n)])
+            continue
+        for metric, part, key in CLUSTER_METRICS:
+            if key == "redis_rss_mb":
+                out.append(_row(label, metric, _stat(c, str(n), part, key), None, None))
+            else:
+                out.append(_row(label, metric, _stat(c, str(n), part, key), None, _stat(c, "in_memory", part, key)))
     return out
 
 
@@ -97,6 +158,8 @@ def table(rows_: list[dict[str, Any]], ref: Any) -> str:
     text = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     text += [fmt.format(*line) for line in lines]
     text.append("cells: median [min-max] over repeats; MB = 10^6 bytes; '-' = no such figure")
+    if any(r["workload"].startswith("cluster") for r in rows_):
+        text.append("cluster rows: termshare = nodes on Redis, limit = one in-memory relay (no --redis), same load")
     if not ref.available:
         text.append(f"reference unavailable: {ref.reason}")
     return "\n".join(text)
@@ -116,7 +179,7 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         return None
     w = results["workloads"]
     colors = {"termshare": "tab:blue", "termpair": "tab:orange", "limit": "tab:gray"}
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    fig, axes = plt.subplots(3, 4, figsize=(18, 12))
     fig.suptitle(f"termshare vs TermPair 0.3.1.5 vs the limit ({results['meta']['mode']} run, "
                  f"{results['meta']['cpus']} CPUs)")
 
@@ -175,10 +238,47 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     bars(axes[1][1], "idle sessions: relay CPU s/min", lambda s: _stat(w, "idle", s, "cpu_s_per_min"))
     bars(axes[1][2], "start-up: s to link", lambda s: _stat(w, "startup", s, "seconds"))
     bars(axes[1][3], "share process RSS MB at rest", lambda s: _stat(w, "footprint", s, "share_rss_mb"))
+    b = w.get("browser") or {}
+    bars(axes[2][0], "browser: MB/s drawn (log; limit = xterm.js alone)", lambda s: _stat(b, s, "drawn_mb_per_s"), log=True)
+    ax = axes[2][1]
+    keys = [("eval_p99_ms", "evaluate p99"), ("eval_max_ms", "evaluate max"), ("frame_gap_max_ms", "frame gap"),
+            ("echo_p50_ms", "echo p50")]
+    for x, (key, _) in enumerate(keys):
+        for i, s in enumerate(SYSTEMS):
+            st = _stat(b, s, key)
+            if st:
+                ax.bar(x + i * 0.27, st["median"], 0.27, color=colors[s], label=s if x == 0 else None)
+    ax.set_xticks([i + 0.27 for i in range(len(keys))], [label for _, label in keys], fontsize=8)
+    ax.set_title("browser: responsiveness during the flood, ms", fontsize=10)
+    _legend(ax)
+    c = w.get("cluster") or {}
+    ax = axes[2][2]
+    _cluster_line(ax, c, "fanout", "aggregate_mb_per_s", "aggregate MB/s", colors["termshare"])
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"cluster: fan-out to {c.get('viewers', '?')} viewers, MB/s (dashed: in-memory)", fontsize=10)
+    ax = axes[2][3]
+    _cluster_line(ax, c, "echo", "p50_ms", "echo p50 ms", "tab:green")
+    _cluster_line(ax, c, "echo", "p99_ms", "echo p99 ms", "tab:red")
+    _cluster_line(ax, c, "sessions", "node_rss_mb", "idle RSS MB/node", "tab:purple")
+    ax.set_title(f"cluster: echo ms, RSS/node with {c.get('sessions', '?')} idle sessions", fontsize=10)
+    _legend(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def _cluster_line(ax: Any, c: dict[str, Any], part: str, key: str, label: str, color: str) -> None:
+    """A figure against the number of nodes, and the in-memory relay's as a dashed line."""
+    stats = [(n, _stat(c, str(n), part, key)) for n in c.get("nodes", [])]
+    pts = [(n, st["median"]) for n, st in stats if st]
+    if pts:
+        ax.plot(*zip(*pts, strict=True), marker="o", color=color, label=label)
+        ax.set_xticks([n for n, _ in pts])
+        ax.set_xlabel("relay nodes")
+    ref = _stat(c, "in_memory", part, key)
+    if ref:
+        ax.axhline(ref["median"], color=color, linestyle="--", linewidth=1)
 
 
 def _legend(ax: Any) -> None:

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import payload, procs, reference, report, workloads
+from . import browser as webpage
+from . import cluster, payload, procs, reference, report, workloads
 from .systems import Relay, TermPair, Termshare
 
 MB = 1_000_000
@@ -31,17 +32,26 @@ MODES: dict[str, dict[str, Any]] = {
     "full": dict(repeats=3, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_interval=0.02,
                  fan=[1, 10, 100, 200], fan_bytes={1: 50 * MB, 10: 20 * MB, 100: 4 * MB, 200: 2 * MB},
                  fan_ref_total=24 * MB, stall_others=5, stall_bytes=100 * MB, stall_ref_bytes=16 * MB,
-                 stall_timeout=20.0, idle_sessions=1000, idle_viewers=2, idle_seconds=30.0, startup_repeats=5, flood_warmup=1.0),
+                 stall_timeout=20.0, idle_sessions=1000, idle_viewers=2, idle_seconds=30.0, startup_repeats=5, flood_warmup=1.0,
+                 browser_bytes=50 * MB, browser_ref_bytes=4 * MB, browser_repeats=1, browser_echo_n=100, browser_dom_limit=True,
+                 cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=10 * MB, cluster_echo_n=200,
+                 cluster_sessions=500, cluster_idle_seconds=5.0),
     "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_interval=0.02,
                   fan=[1, 10, 100, 200], fan_bytes={1: 20 * MB, 10: 5 * MB, 100: 1 * MB, 200: 1 * MB},
                   fan_ref_total=8 * MB, stall_others=5, stall_bytes=40 * MB, stall_ref_bytes=12 * MB,
-                  stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=10.0, startup_repeats=3, flood_warmup=1.0),
+                  stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=10.0, startup_repeats=3, flood_warmup=1.0,
+                  browser_bytes=20 * MB, browser_ref_bytes=2 * MB, browser_repeats=1, browser_echo_n=50, browser_dom_limit=True,
+                  cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=4 * MB, cluster_echo_n=100,
+                  cluster_sessions=200, cluster_idle_seconds=3.0),
     "tiny": dict(repeats=1, tp_bytes=4 * MB, tp_ref_bytes=1 * MB, echo_n=20, echo_interval=0.02,
                  fan=[1, 5], fan_bytes={1: 2 * MB, 5: 1 * MB}, fan_ref_total=1 * MB, stall_others=2,
                  stall_bytes=4 * MB, stall_ref_bytes=1 * MB, stall_timeout=3.0, idle_sessions=10,
-                 idle_viewers=2, idle_seconds=1.0, startup_repeats=1, flood_warmup=0.3),
+                 idle_viewers=2, idle_seconds=1.0, startup_repeats=1, flood_warmup=0.3,
+                 browser_bytes=1 * MB, browser_ref_bytes=MB // 4, browser_repeats=1, browser_echo_n=5, browser_dom_limit=False,
+                 cluster_nodes=[1, 2], cluster_viewers=4, cluster_bytes=MB // 2, cluster_echo_n=10,
+                 cluster_sessions=10, cluster_idle_seconds=0.5),
 }
-WORKLOADS = ("throughput", "echo", "fanout", "stalled", "idle", "startup", "footprint", "browser")
+WORKLOADS = ("throughput", "echo", "fanout", "stalled", "idle", "startup", "footprint", "browser", "cluster")
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -191,10 +201,99 @@ class Bench:
             res[system.name] = entry or {"error": "no throughput or start-up data"}
         return res
 
+    async def browser(self) -> dict[str, Any]:
+        """8: the web app in headless Chromium (bench/browser.py)."""
+        c = self.cfg
+        reason = webpage.unavailable()
+        if reason is not None:
+            print(f"  browser unavailable: {reason}", file=sys.stderr)
+            return {"unavailable": reason}
+        sizes = {s.name: c["browser_bytes"] if s.name == "termshare" else c["browser_ref_bytes"] for s in self.systems}
+        res: dict[str, Any] = {"bytes": sizes | {"limit": c["browser_bytes"]}, "echo_keystrokes": c["browser_echo_n"],
+                               "limit_is": "xterm.js alone (webapp/node_modules, the version the web app bundles) "
+                                           "writing the same bytes in the same Chromium, same renderer"}
+        stack = contextlib.AsyncExitStack()
+        try:
+            chromium = await stack.enter_async_context(webpage.chromium())
+        except Exception as exc:  # noqa: BLE001 - a Chromium that does not start is "unavailable", as in tests/browser
+            await stack.aclose()
+            reason = f"Chromium does not start under Playwright: {type(exc).__name__}: {exc}"
+            print(f"  browser unavailable: {reason}", file=sys.stderr)
+            return {"unavailable": reason}
+        async with stack:
+            for system in self.systems:
+                size = sizes[system.name]
+                runs = []
+                for _ in range(c["browser_repeats"]):
+                    async with self.relay(system) as relay:
+                        r = await self.each("browser", system, lambda: webpage.web_app(
+                            chromium, system, relay, self.file, size, 60 + size / MB * 5, c["browser_echo_n"],
+                            c["echo_interval"]))
+                    if r and "error" not in r:
+                        runs.append(r)
+                res[system.name] = summarize(runs) if runs else {"error": "every run failed"}
+                if runs:
+                    res[system.name]["renderer"] = runs[0]["renderer"]
+            reason = webpage.limit_unavailable()
+            if reason is not None:
+                res["limit"] = {"unavailable": reason}
+                return res
+            webgl = res.get("termshare", {}).get("renderer") == "webgl"
+            width = res.get("termshare", {}).get("screen_width_px", {}).get("median", 0)  # the same screen size
+            runs = []
+            for _ in range(c["browser_repeats"]):
+                r = await self.each("browser", "limit", lambda: webpage.xterm_alone(
+                    chromium, self.file, c["browser_bytes"], 60 + c["browser_bytes"] / MB * 5, webgl,
+                    c["browser_echo_n"], c["echo_interval"], width))
+                if r and "error" not in r:
+                    runs.append(r)
+            res["limit"] = summarize(runs) if runs else {"error": "every run failed"}
+            if webgl and c["browser_dom_limit"]:  # what the renderer costs here (WebGL in headless Chromium is software)
+                r = await self.each("browser (DOM renderer)", "limit", lambda: webpage.xterm_alone(
+                    chromium, self.file, c["browser_bytes"], 60 + c["browser_bytes"] / MB * 5, False, 0, 0, width))
+                res["limit_dom_renderer"] = summarize([r]) if r and "error" not in r else r
+        return res
 
-def browser_stub() -> dict[str, Any]:
-    return {"note": "not measured yet: the browser bench (headless Chromium rendering the web app, "
-                    "Playwright) waits for the web app; see bench/README section in the main README"}
+    async def cluster(self) -> dict[str, Any]:
+        """Issue 7: 1, 2, 3 relay nodes on Redis against one in-memory relay (bench/cluster.py)."""
+        c = self.cfg
+        reason = cluster.unavailable()
+        if reason is not None:
+            print(f"  cluster unavailable: {reason}", file=sys.stderr)
+            return {"unavailable": reason}
+        res: dict[str, Any] = {"nodes": c["cluster_nodes"], "viewers": c["cluster_viewers"],
+                               "per_viewer_bytes": c["cluster_bytes"], "sessions": c["cluster_sessions"],
+                               "reference": "in_memory"}
+        try:
+            with cluster.redis_server() as (url, redis_pid):
+                for n in [0, *c["cluster_nodes"]]:
+                    key, label = ("in_memory", "cluster in-memory") if n == 0 else (str(n), f"cluster {n} node(s)")
+                    pid = redis_pid if n else None
+                    entry: dict[str, Any] = {}
+                    try:
+                        with cluster.relays(url if n else None, max(n, 1)) as nodes:
+                            parts = {
+                                "fanout": lambda: cluster.fanout(nodes, pid, self.file, c["cluster_viewers"],
+                                                                 c["cluster_bytes"], 60),
+                                "echo": lambda: cluster.echo(nodes, c["cluster_echo_n"], c["echo_interval"]),
+                                "sessions": lambda: cluster.sessions(nodes, pid, c["cluster_sessions"],
+                                                                     c["cluster_idle_seconds"], 60),
+                            }
+                            for part, fn in parts.items():
+                                r = await self.each(f"{label} {part}", "termshare", fn)
+                                entry[part] = summarize([r]) if r and "error" not in r else r
+                    except procs.BenchError as exc:
+                        self._fail(f"{label} [termshare]: {exc}")
+                        entry = {"error": str(exc)}
+                    res[key] = entry
+        except procs.BenchError as exc:
+            self._fail(f"cluster [termshare]: {exc}")
+            res["error"] = str(exc)
+        return res
+
+    def _fail(self, message: str) -> None:
+        self.failures.append(message)
+        print(f"  FAILED {message}", file=sys.stderr)
 
 
 async def run_all(bench: Bench, only: set[str]) -> dict[str, Any]:
@@ -206,7 +305,10 @@ async def run_all(bench: Bench, only: set[str]) -> dict[str, Any]:
         results[name] = await getattr(bench, name)()
     if not only or "footprint" in only:
         results["footprint"] = bench.footprint(results)
-    results["browser"] = None
+    for name in ("browser", "cluster"):
+        if not only or name in only:
+            print(f"[{name}]", file=sys.stderr, flush=True)
+            results[name] = await getattr(bench, name)()
     return results
 
 
@@ -216,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="smaller sizes, about 2 minutes")
     size.add_argument("--tiny", action="store_true", help="smallest sizes, under a minute (the test suite's check)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results", help="where results go")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS[:-1])}")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     parser.add_argument("--no-reference", action="store_true", help="skip TermPair (ratios shown as n/a)")
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -230,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    sizes = [cfg["tp_bytes"], cfg["stall_bytes"], *cfg["fan_bytes"].values()]
+    sizes = [cfg["tp_bytes"], cfg["stall_bytes"], *cfg["fan_bytes"].values(), cfg["browser_bytes"], cfg["cluster_bytes"]]
     payload.make(args.out / "payload.bin", max(sizes))
     if args.no_reference:
         ref = reference.Reference(False, "skipped (--no-reference)")
@@ -254,7 +356,6 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.monotonic() - t0, 1), "failures": bench.failures, "mb": "10^6 bytes",
         },
         "workloads": workloads_,
-        "browser_note": browser_stub()["note"],
     }
     rows = report.rows(results)
     results["table"] = rows

@@ -77,8 +77,8 @@ class Termshare:
     IdleSharer = TsIdleSharer
     IdleViewer = TsViewer
 
-    def start_relay(self) -> Relay:
-        proc = procs.start([sys.executable, "-m", "termshare", "serve", "--port", "0", *TS_SERVE_LIMITS],
+    def start_relay(self, *extra: str) -> Relay:
+        proc = procs.start([sys.executable, "-m", "termshare", "serve", "--port", "0", *TS_SERVE_LIMITS, *extra],
                            stderr=subprocess.PIPE)
         assert proc.stderr is not None
         line = proc.stderr.readline().decode()  # bounded: the relay prints this first or dies

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,10 @@ async def _wait_any(events: Sequence[asyncio.Event], timeout: float) -> bool:
             t.cancel()
 
 
-async def _start_viewers(system: Any, url: str, count: int, timeout: float, batch: int = 25) -> list[Any]:
-    viewers = [system.Viewer(url) for _ in range(count)]
+async def _start_viewers(system: Any, url: str | Sequence[str], count: int, timeout: float, batch: int = 25) -> list[Any]:
+    """`count` viewers of one link (or of `url[i % len(url)]`: the same session through several relays)."""
+    urls = [url] if isinstance(url, str) else list(url)
+    viewers = [system.Viewer(urls[i % len(urls)]) for i in range(count)]
     try:
         for i in range(0, count, batch):
             group = viewers[i : i + batch]
@@ -130,10 +132,11 @@ def pty_drain(file: Path, size: int, timeout: float) -> dict[str, Any]:
 
 # -- 2. keystroke echo ---------------------------------------------------------------------------------
 async def echo_latency(system: Any, relay: Relay, count: int, interval: float, flood_file: Path | None,
-                       flood_seconds: float, warmup: float = 1.0) -> dict[str, Any]:
+                       flood_seconds: float, warmup: float = 1.0, viewer_url: Callable[[str], str] | None = None) -> dict[str, Any]:
     """`count` keystrokes, one every `interval` s (or as soon as the last echo came back, if later);
     latency = keystroke sent -> its echo decrypted. With `flood_file`, another session on the same
-    relay streams that file in a loop to a viewer in another process meanwhile."""
+    relay streams that file in a loop to a viewer in another process meanwhile. `viewer_url` maps
+    the share's link to the one the viewer uses (another relay node)."""
     flood = drain = None
     share = None
     viewers: list[Any] = []
@@ -143,7 +146,7 @@ async def echo_latency(system: Any, relay: Relay, count: int, interval: float, f
             drain = system.drain_process(flood.url, flood_seconds)
             await asyncio.sleep(warmup)  # let the flood reach full speed
         share = system.start_share(relay, sh("exec cat"))
-        viewers = await _start_viewers(system, share.url, 1, 20)
+        viewers = await _start_viewers(system, viewer_url(share.url) if viewer_url else share.url, 1, 20)
         v = viewers[0]
         samples: list[float] = []
         lost = 0
