@@ -1,8 +1,11 @@
-"""Relay addresses: turning what the user typed into the links' base and websocket URLs."""
+"""Relay addresses: what the user typed into the links' base and websocket URLs, and which proxy reaches them."""
 
 from __future__ import annotations
 
+import os
 import ssl
+import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 from .protocol.errors import TermshareError
@@ -46,3 +49,21 @@ def ssl_context(base: str, cafile: str | None) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=cafile)
     except (OSError, ssl.SSLError) as exc:
         raise RelayAddressError(f"cannot load CA file {cafile!r}: {exc}") from None
+
+
+def proxy_for(host: str, port: int, secure: bool) -> str | None:
+    """The proxy the environment names for this relay (urllib's rules, websockets' order of
+    schemes), or None. urllib.request is imported only when a *_proxy variable is set (or on
+    macOS, where proxies also come from the system configuration)."""
+    if sys.platform != "darwin" and not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None
+    import urllib.request
+
+    if urllib.request.proxy_bypass(f"{host}:{port}"):
+        return None
+    proxies: dict[str, Any] = urllib.request.getproxies()
+    for scheme in (("wss", "socks", "https") if secure else ("ws", "socks", "https", "http")):
+        proxy = proxies.get(scheme)
+        if proxy:
+            return "socks5h://" + proxy[7:] if scheme == "socks" and proxy.startswith("http://") else str(proxy)
+    return None

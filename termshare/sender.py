@@ -1,6 +1,9 @@
-"""One websocket's outgoing queue, written by one task so frames keep their order (share and join).
+"""One websocket's outgoing queue, for share and join: frames keep their order, and a slow relay
+costs memory up to a cap, never more.
 
-For the sharer it is bounded: a slow relay costs memory up to a cap, never more.
+Frames go straight to the connection while it is writable, in the callback that made them (an
+echo waits for no task switch); when the transport's buffer is full they wait here, in order, and
+go when the connection reports it drained (RelayConnection.on_writable).
 
 When the queue passes HIGH_WATER the session stops sending output (the local terminal keeps
 going); once it drains below LOW_WATER, every viewer gets a snapshot (ShareProtocol.resync_all).
@@ -13,14 +16,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from websockets.exceptions import ConnectionClosed
-
 HIGH_WATER: Final = 8 * 1024 * 1024  # 8 MiB queued: stop sending output
 LOW_WATER: Final = 1024 * 1024  # 1 MiB: resume with a snapshot
 
 
-class _Socket(Protocol):
-    async def send(self, message: bytes) -> None: ...
+class _Connection(Protocol):
+    on_writable: Callable[[], None] | None
+
+    @property
+    def writable(self) -> bool: ...
+
+    def send(self, message: bytes) -> None: ...
 
 
 class Sender:
@@ -29,17 +35,28 @@ class Sender:
         self.queued = 0
         self.backlogged = False
         self._on_drained = on_drained
-        self._wake = asyncio.Event()
+        self._conn: _Connection | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def attach(self, conn: _Connection) -> None:
+        """Send through `conn` from now on (a new connection: call reset() first)."""
+        self._conn = conn
+        conn.on_writable = self._flush
+        self._flush()
+
+    def detach(self) -> None:
+        if self._conn is not None:
+            self._conn.on_writable = None
+            self._conn = None
+
     def push(self, frames: list[bytes]) -> None:
+        if not frames:
+            return
         for frame in frames:
             self._queue.append(frame)
             self.queued += len(frame)
-        if frames:
-            self._idle.clear()
-            self._wake.set()
+        self._flush()
         if self.queued > HIGH_WATER:
             self.backlogged = True
 
@@ -49,23 +66,19 @@ class Sender:
         self._idle.set()
 
     async def drained(self) -> None:
+        """Until every frame pushed so far was handed to the connection."""
         await self._idle.wait()
 
-    async def run(self, ws: _Socket) -> None:
-        try:
-            await self._run(ws)
-        except ConnectionClosed:
-            return  # the connection loop notices too, and reconnects or ends
-
-    async def _run(self, ws: _Socket) -> None:
-        while True:
-            while self._queue:
-                frame = self._queue.popleft()
-                self.queued -= len(frame)
-                await ws.send(frame)
-                if self.backlogged and self.queued < LOW_WATER:
-                    self.backlogged = False
-                    self._on_drained()
+    def _flush(self) -> None:
+        queue, conn = self._queue, self._conn
+        while queue and conn is not None and conn.writable:
+            frame = queue.popleft()
+            self.queued -= len(frame)
+            conn.send(frame)
+            if self.backlogged and self.queued < LOW_WATER:
+                self.backlogged = False
+                self._on_drained()  # may push (snapshots): they queue behind what is left, in order
+        if queue:
+            self._idle.clear()
+        else:
             self._idle.set()
-            self._wake.clear()
-            await self._wake.wait()

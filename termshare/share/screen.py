@@ -73,10 +73,15 @@ class Screen:
         self._stream = pyte.ByteStream(self._screen)
 
     def feed(self, data: bytes) -> None:
-        self._backlog += data
-        if len(self._backlog) > BACKLOG_CAP:
+        if len(self._backlog) + len(data) <= BACKLOG_CAP:
+            self._backlog += data
+            return
+        if len(data) >= RESTART_TAIL:  # bulk output: copy only the tail that will be kept
+            self._backlog[:] = memoryview(data)[-RESTART_TAIL:]
+        else:
+            self._backlog += data
             del self._backlog[:-RESTART_TAIL]
-            self._stale = True  # a fresh emulator is made when the backlog is parsed
+        self._stale = True  # a fresh emulator is made when the backlog is parsed
 
     def resize(self, cols: int, rows: int) -> None:
         self.catch_up()

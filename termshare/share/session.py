@@ -25,20 +25,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
-
+from ..connection import RelayConnection, WebSocketError
 from ..net import websocket_url
 from ..protocol import events as ev
 from ..protocol.errors import TermshareError
 from ..protocol.share import ShareProtocol, ShareState
-from ..protocol.wire import MAX_FRAME, MAX_OUTPUT, CloseCode
+from ..protocol.wire import MAX_OUTPUT, CloseCode
 from ..sender import Sender
 from ..terminal import get_size, raw_terminal, set_size
 from .pty import exit_status, hang_up, spawn
 from .screen import SLICE, Screen
 
-READ_BATCH: Final = 256 * 1024  # bytes drained from the PTY per loop iteration at most
+READ_BATCH: Final = MAX_OUTPUT  # bytes drained from the PTY per loop iteration at most (256 KiB)
 COALESCE: Final = 0.002  # seconds to gather bulk output into one frame
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
@@ -79,16 +77,20 @@ class ShareSession:
             rng=os.urandom, clock=time.monotonic, screen=self.screen.snapshot, read_only=opts.read_only
         )
         self.sender = Sender(self._on_drained)
-        self._pending = bytearray()
+        self._pending: list[bytes] = []  # output not yet sealed into a frame
+        self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_output = 0.0
         self._skipped = False
         self._to_child = bytearray()
+        self._waiting_child = False  # a writer callback is registered for the PTY
+        self._read_buffer: memoryview | None = None  # made on the first PTY read
         self._pid = 0
         self._master = -1
         self._pidfd = -1
-        self._ws: ClientConnection | None = None
+        self._conn: RelayConnection | None = None
+        self._delay = 0.25  # seconds before the next reconnection attempt
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
         self._connected_once = asyncio.Event()
@@ -212,9 +214,11 @@ class ShareSession:
         if self.protocol.state is not ShareState.ENDED:
             self.protocol.end(status)
             self._pump()
-        if self._ws is not None:
+        if self._conn is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.sender.drained(), 3)
+            if self._conn is not None:
+                await self._conn.close()  # after END, which the transport sends first
         conn_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await conn_task
@@ -238,24 +242,27 @@ class ShareSession:
 
     def _on_pty(self) -> None:
         # A PTY hands out at most a few KiB per read: drain what is there in one go, so the
-        # per-callback work below runs once per batch instead of once per read.
-        chunks: list[bytes] = []
+        # per-callback work below runs once per batch instead of once per read. readv into one
+        # reused buffer: no allocation per read, one copy per batch. A batch is at most
+        # READ_BATCH (= MAX_OUTPUT): one frame, sent without being cut.
+        if self._read_buffer is None:
+            self._read_buffer = memoryview(bytearray(READ_BATCH))
+        buffer = self._read_buffer
         size = 0
         closed = False
         while size < READ_BATCH:
             try:
-                data = os.read(self._master, 65536)  # below malloc's mmap threshold: no mmap per read
+                got = os.readv(self._master, (buffer[size:],))
             except BlockingIOError:
                 break
             except OSError:
-                data = b""
-            if not data:
+                got = 0
+            if not got:
                 closed = True
                 break
-            chunks.append(data)
-            size += len(data)
-        if chunks:
-            self._output(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+            size += got
+        if size:
+            self._output(bytes(buffer[:size]))
         if closed:
             asyncio.get_running_loop().remove_reader(self._master)
 
@@ -272,12 +279,14 @@ class ShareSession:
     def _output(self, data: bytes) -> None:
         if self.mirror:
             self._write_local(data)
-        self.screen.feed(data)
-        self._pending += data
+        if self._pending_size + len(data) > MAX_OUTPUT:
+            self._flush()  # frames of at most MAX_OUTPUT, each sent as it was read: no cutting, no copy
+        self._pending.append(data)
+        self._pending_size += len(data)
         now = time.monotonic()
         quiet = now - self._last_output > QUIET
         self._last_output = now
-        if quiet or len(self._pending) >= MAX_OUTPUT:
+        if quiet or self._pending_size >= MAX_OUTPUT:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(COALESCE, self._flush)
@@ -289,12 +298,16 @@ class ShareSession:
             self._flush_handle = None
         if not self._pending:
             return
+        pending = self._pending
+        self._pending, self._pending_size = [], 0
+        # The screen model takes output as it becomes a frame, not as it is read: a snapshot made
+        # while bytes wait here would otherwise contain them and the frame after it repeat them.
+        for chunk in pending:
+            self.screen.feed(chunk)
         if self.sender.backlogged or self.protocol.state is not ShareState.LIVE:
             self._skipped = self.protocol.state is ShareState.LIVE
-            self._pending.clear()  # viewers get a snapshot instead (resync_all / resume)
-            return
-        self.protocol.send_output(bytes(self._pending))
-        self._pending.clear()
+            return  # viewers get a snapshot instead (resync_all / resume)
+        self.protocol.send_output(pending[0] if len(pending) == 1 else b"".join(pending))
         self._pump()
 
     def _schedule_idle_parse(self) -> None:
@@ -327,7 +340,6 @@ class ShareSession:
         self._write_child()
 
     def _write_child(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             written = os.write(self._master, self._to_child)
             del self._to_child[:written]
@@ -335,11 +347,14 @@ class ShareSession:
             pass
         except OSError:
             self._to_child.clear()
-        if self._to_child:
-            loop.add_writer(self._master, self._write_child)
-        else:
-            with contextlib.suppress(Exception):
-                loop.remove_writer(self._master)
+        if bool(self._to_child) != self._waiting_child:  # (un)register only on a change: keystrokes are hot
+            self._waiting_child = bool(self._to_child)
+            loop = asyncio.get_running_loop()
+            if self._waiting_child:
+                loop.add_writer(self._master, self._write_child)
+            else:
+                with contextlib.suppress(Exception):
+                    loop.remove_writer(self._master)
 
     def _on_winch(self) -> None:
         size = get_size(self.in_fd) or get_size(self.out_fd)
@@ -379,42 +394,39 @@ class ShareSession:
             self._emit("reconnected")
             self._title()
 
+    def _on_frame(self, message: bytes) -> None:
+        """A frame from the relay, handled in the loop iteration that read it."""
+        self.protocol.receive_frame(message)
+        if self.protocol.state is ShareState.LIVE:
+            self._connected_once.set()
+            self._delay = 0.25
+        self._pump()
+        if self.protocol.close_code is not None and self._conn is not None:
+            self._conn.close_soon()
+
     async def _connection_loop(self) -> None:
         url = websocket_url(self.opts.base, "share", self.protocol.sid)
         token = self.opts.share_token
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        delay = 0.25
         while self.protocol.state is not ShareState.ENDED:
-            writer: asyncio.Task[None] | None = None
-            ws: ClientConnection | None = None
+            conn: RelayConnection | None = None
             try:
-                async with connect(url, ssl=self.opts.ssl_context, additional_headers=headers, max_size=MAX_FRAME, open_timeout=10,
-                                   ping_interval=5, ping_timeout=5, close_timeout=2, compression=None,
-                                   write_limit=256 * 1024) as ws:
-                    self._ws = ws
-                    self.protocol.connect()
-                    self._pump()
-                    writer = asyncio.create_task(self.sender.run(ws))
-                    async for message in ws:
-                        if isinstance(message, bytes):
-                            self.protocol.receive_frame(message)
-                            if self.protocol.state is ShareState.LIVE:
-                                self._connected_once.set()
-                                delay = 0.25
-                            self._pump()
-                            if self.protocol.close_code is not None:
-                                break
-            except ConnectionClosed:
-                pass
-            except (TimeoutError, OSError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
+                conn = await RelayConnection.open(url, self._on_frame, ssl_context=self.opts.ssl_context, headers=headers)
+                self._conn = conn
+                self.protocol.connect()
+                self.sender.attach(conn)
+                self._pump()
+                await conn.wait_closed()
+            except (TimeoutError, OSError, WebSocketError) as exc:
                 if not self._connected_once.is_set():
                     self._fatal = f"cannot reach the relay at {self.opts.base}: {_describe(exc)}"
                     return
             finally:
-                if writer is not None:
-                    writer.cancel()
-                self._ws = None
-            code = ws.close_code if ws is not None else None
+                self.sender.detach()
+                self._conn = None
+                if conn is not None:
+                    conn.abort()  # no-op once closed; on cancellation, do not leave it open
+            code = conn.close_code if conn is not None else None
             if code in FATAL_CLOSES:
                 self._fatal = FATAL_CLOSES[CloseCode(code)]
                 if not self._connected_once.is_set():
@@ -429,8 +441,8 @@ class ShareSession:
             if not self._connected_once.is_set():
                 self._fatal = f"the relay at {self.opts.base} closed the connection (code {code})"
                 return
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 8.0)
+            await asyncio.sleep(self._delay * (0.5 + random.random()))
+            self._delay = min(self._delay * 2, 8.0)
 
     def _ended(self) -> bool:
         return self.protocol.state is ShareState.ENDED  # changes under callbacks, hidden from narrowing

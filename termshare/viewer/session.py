@@ -19,16 +19,14 @@ import ssl
 from dataclasses import dataclass
 from typing import Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
-
+from ..connection import RelayConnection, WebSocketError
 from ..net import websocket_url
 from ..protocol import events as ev
 from ..protocol.errors import InvalidState
 from ..protocol.keys import derive_ro_secret
 from ..protocol.link import Link
 from ..protocol.viewer import ViewerProtocol, ViewerState
-from ..protocol.wire import MAX_FRAME, CloseCode, RejectReason, Role
+from ..protocol.wire import CloseCode, RejectReason, Role
 from ..sender import Sender
 from ..terminal import get_size, raw_terminal
 from .record import Recording
@@ -70,7 +68,8 @@ class JoinSession:
         self.tty = os.isatty(out_fd)
         self.interactive = self.tty and os.isatty(in_fd)
         self.viewer: ViewerProtocol | None = None
-        self._ws: ClientConnection | None = None
+        self._conn: RelayConnection | None = None
+        self._joined = False  # the current connection got as far as LIVE
         self._result: asyncio.Future[tuple[int, str]] | None = None
         self._recording = Recording(open(opts.record, "w", encoding="utf-8")) if opts.record else None
         self._warned_read_only = False
@@ -93,6 +92,8 @@ class JoinSession:
                         loop.remove_reader(self.in_fd)
                         self._write(b"\x1b[0m\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b]2;\x07\r\n")
         finally:
+            if self._conn is not None:
+                await self._conn.close()  # a close handshake, not a dropped connection
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -197,44 +198,47 @@ class JoinSession:
             cols, rows = self._size
             self._status(f"the sharer's terminal is {cols}x{rows}, yours is {mine[0]}x{mine[1]}: enlarge it to see everything")
 
+    def _on_frame(self, message: bytes) -> None:
+        """A frame from the relay, handled in the loop iteration that read it."""
+        assert self.viewer is not None
+        self.viewer.receive_frame(message)
+        if self.viewer.state is ViewerState.LIVE:
+            self._joined = True
+        self._pump()
+        if self.viewer.close_code is not None and self._conn is not None:
+            self._conn.close_soon()
+
     async def _connection_loop(self) -> None:
         url = websocket_url(self.opts.link.base, "view", self.opts.link.sid)
         delay, lost_at, ever_joined = 0.25, 0.0, False
         loop = asyncio.get_running_loop()
         while True:
-            ws: ClientConnection | None = None
-            writer: asyncio.Task[None] | None = None
+            conn: RelayConnection | None = None
             self.viewer = ViewerProtocol(self.opts.link, os.urandom)
+            self._joined = False
             error = ""
             try:
-                async with connect(url, ssl=self.opts.ssl_context, max_size=MAX_FRAME, open_timeout=10,
-                                   ping_interval=5, ping_timeout=5, close_timeout=2, compression=None) as ws:
-                    self._ws = ws
-                    self._sender.reset()
-                    writer = asyncio.create_task(self._sender.run(ws))
-                    async for message in ws:
-                        if isinstance(message, bytes):
-                            self.viewer.receive_frame(message)
-                            if self.viewer.state is ViewerState.LIVE:
-                                ever_joined, delay, lost_at = True, 0.25, 0.0
-                            self._pump()
-                            if self.viewer.close_code is not None:
-                                break
-            except ConnectionClosed:
-                pass
-            except (TimeoutError, OSError, InvalidHandshake, InvalidURI, WebSocketException) as exc:
+                conn = await RelayConnection.open(url, self._on_frame, ssl_context=self.opts.ssl_context)
+                self._conn = conn
+                self._sender.reset()
+                self._sender.attach(conn)
+                await conn.wait_closed()
+            except (TimeoutError, OSError, WebSocketError) as exc:
                 error = str(exc) or type(exc).__name__
             finally:
-                self._ws = None
-                if writer is not None:
-                    writer.cancel()
+                self._conn = None
+                self._sender.detach()
+                if conn is not None:
+                    conn.abort()  # no-op once closed; on cancellation, do not leave it open
+            if self._joined:
+                ever_joined, delay, lost_at = True, 0.25, 0.0
             if self._result is not None and self._result.done():
                 return
-            code = ws.close_code if ws is not None else None
+            code = conn.close_code if conn is not None else None
             if code in FINAL_CLOSES and not (ever_joined and code == CloseCode.UNKNOWN_SESSION):
                 return self._finish(0 if code == CloseCode.SESSION_ENDED else 1, FINAL_CLOSES[CloseCode(code)])
             if code == CloseCode.REJECTED:
-                reason = "".join(ch for ch in ((ws.close_reason if ws else "") or "") if ch.isprintable())[:200]
+                reason = "".join(ch for ch in ((conn.close_reason if conn else "") or "") if ch.isprintable())[:200]
                 return self._finish(1, reason or "rejected by the sharer")  # relay text: no escapes
             if not ever_joined:
                 return self._finish(1, f"cannot join through {self.opts.link.base}: {error or f'closed with code {code}'}")
@@ -245,4 +249,3 @@ class JoinSession:
             self._status("connection lost, reconnecting")
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
-

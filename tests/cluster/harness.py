@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -67,7 +68,16 @@ class RedisServer:
 
 
 def node(redis: RedisServer, *extra: str) -> Relay:
-    return Relay("--redis", redis.url, *extra)
+    """A relay node, once it is subscribed to Redis (/readyz 200): before that it answers 1013."""
+    relay = Relay("--redis", redis.url, *extra)
+    deadline = time.monotonic() + timeout(15)
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{relay.port}/readyz", timeout=timeout(5)):
+                return relay
+        except urllib.error.HTTPError:
+            assert time.monotonic() < deadline, "the node never connected to Redis"
+            time.sleep(0.02)
 
 
 def healthz(port: int) -> dict[str, int]:
