@@ -174,6 +174,11 @@ class Bench:
     async def startup(self) -> dict[str, Any]:
         c = self.cfg
         res: dict[str, Any] = {}
+        # As installed from a wheel (pip compiles bytecode at install; TermPair's venv has it too):
+        # an editable checkout under PYTHONDONTWRITEBYTECODE would otherwise recompile every start.
+        import compileall
+
+        compileall.compile_dir(str(Path(__file__).parents[1] / "termshare"), quiet=1)
         runs = [workloads.python_floor() for _ in range(c["startup_repeats"])]
         res["limit"] = summarize(runs)
         for system in self.systems:

@@ -2,111 +2,92 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .value import Value
 
 
 # Viewer side (docs/PROTOCOL.md §7.1)
-@dataclass(frozen=True, slots=True)
-class Ready:
+class Ready(Value):
     viewer_id: int
     sharer_present: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Welcomed:
+class Welcomed(Value):
     can_write: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(Value):
     cols: int
     rows: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(Value):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Resize:
+class Resize(Value):
     cols: int
     rows: int
 
 
-@dataclass(frozen=True, slots=True)
-class Viewers:
+class Viewers(Value):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class StreamBroken:
+class StreamBroken(Value):
     reason: str  # "gap", "auth" or "epoch"
 
 
-@dataclass(frozen=True, slots=True)
-class SharerAway:
+class SharerAway(Value):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class SharerBack:
+class SharerBack(Value):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Ended:
+class Ended(Value):
     exit_status: int
 
 
-@dataclass(frozen=True, slots=True)
-class Removed:
+class Removed(Value):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(Value):
     reason: int
 
 
-@dataclass(frozen=True, slots=True)
-class Pong:
+class Pong(Value):
     token: int
 
 
 # Both sides
-@dataclass(frozen=True, slots=True)
-class ProtocolFailed:
+class ProtocolFailed(Value):
     close_code: int
     error: str
 
 
 # Sharer side (§7.2)
-@dataclass(frozen=True, slots=True)
-class Registered:
+class Registered(Value):
     resumed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ViewerJoined:
+class ViewerJoined(Value):
     viewer_id: int
     can_write: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ViewerLeft:
+class ViewerLeft(Value):
     viewer_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class ViewerRejected:
+class ViewerRejected(Value):
     viewer_id: int
     reason: int
 
 
-@dataclass(frozen=True, slots=True)
-class Input:
+class Input(Value):
     viewer_id: int
     data: bytes
 

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from .errors import MessageError
+from .value import Value
 from .wire import KEY_SIZE, MAX_INPUT, MAX_OUTPUT, MAX_TERM_SIZE, FrameKind, MessageType
 
 
-@dataclass(frozen=True, slots=True)
-class OutputMessage:
+class OutputMessage(Value):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ResizeMessage:
+class ResizeMessage(Value):
     cols: int
     rows: int
 
 
-@dataclass(frozen=True, slots=True)
-class ViewersMessage:
+class ViewersMessage(Value):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class ByeMessage:
+class ByeMessage(Value):
     exit_status: int
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotMessage:
+class SnapshotMessage(Value):
     group_epoch: int
     next_seq: int
     cols: int
@@ -40,40 +35,33 @@ class SnapshotMessage:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class RekeyMessage:
+class RekeyMessage(Value):
     group_epoch: int
     group_key: bytes
     closing_count: int  # frames sent in the epoch this one replaces (§5.4)
 
 
-@dataclass(frozen=True, slots=True)
-class RemovedMessage:
+class RemovedMessage(Value):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class PongMessage:
+class PongMessage(Value):
     token: int
 
 
-@dataclass(frozen=True, slots=True)
-class InputMessage:
+class InputMessage(Value):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ResyncMessage:
+class ResyncMessage(Value):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class PingMessage:
+class PingMessage(Value):
     token: int
 
 
-@dataclass(frozen=True, slots=True)
-class WelcomeMessage:
+class WelcomeMessage(Value):
     can_write: bool
     sign_key: bytes
     group_epoch: int

@@ -232,3 +232,27 @@ def test_chains_ratchet_after_rekey_frames_and_the_receiver_refuses_a_cut_epoch(
     fresh_header = make_header(FrameKind.UPSTREAM, 1 + TAG_SIZE, 2, 0, 0)
     with pytest.raises(DecryptionError):
         fresh.open(fresh_header, ciphertext)
+
+
+def test_value_records_behave_like_frozen_dataclasses() -> None:
+    import pytest as _pytest
+
+    from termshare.protocol import events as ev
+    from termshare.protocol.messages import ResizeMessage
+
+    out = ev.Output(b"x")
+    assert out == ev.Output(data=b"x") and hash(out) == hash(ev.Output(b"x"))
+    assert out != ev.Input(1, b"x") and out != b"x" and ev.Output(b"x") != ev.Output(b"y")
+    assert repr(ev.Resize(80, 24)) == "Resize(cols=80, rows=24)" and ev.SharerAway() == ev.SharerAway()
+    assert not hasattr(out, "__dict__")  # slots
+    with _pytest.raises(AttributeError, match="immutable"):
+        out.data = b"y"  # type: ignore[misc]
+    with _pytest.raises(AttributeError, match="immutable"):
+        del out.data  # type: ignore[misc]
+    match ResizeMessage(3, 4):
+        case ResizeMessage(cols, rows):
+            assert (cols, rows) == (3, 4)
+    for bad, error in ((lambda: ev.Output(), "missing data"), (lambda: ev.Output(b"1", b"2"), "takes 1 arguments"),  # type: ignore[call-arg]
+                       (lambda: ev.Output(b"1", data=b"2"), "repeated"), (lambda: ev.Output(foo=1), "unexpected")):  # type: ignore[call-arg]
+        with _pytest.raises(TypeError, match=error):
+            bad()
