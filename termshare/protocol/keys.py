@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .envelope import Header
 from .errors import DecryptionError, HandshakeError, SequenceError
@@ -72,12 +71,12 @@ class SessionKeys:
 
 def new_x25519(rng: Rng) -> tuple[X25519PrivateKey, bytes]:
     private = X25519PrivateKey.from_private_bytes(rng(32))
-    return private, private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return private, private.public_key().public_bytes_raw()
 
 
 def new_ed25519(rng: Rng) -> tuple[Ed25519PrivateKey, bytes]:
     private = Ed25519PrivateKey.from_private_bytes(rng(32))
-    return private, private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return private, private.public_key().public_bytes_raw()
 
 
 def sign_key_fp(sid: str, public: bytes) -> bytes:
