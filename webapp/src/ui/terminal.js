@@ -120,8 +120,10 @@ export class TerminalView {
 
   _loadWebgl() {
     try {
-      const probe = document.createElement('canvas').getContext('webgl2');
-      if (!probe) return; // no WebGL2 (headless, blocked GPU): keep the DOM renderer
+      // A software-emulated WebGL (no GPU, e.g. a VM or headless browser) draws slower than the
+      // DOM renderer and blocks the page under a flood: take WebGL only when it is accelerated.
+      const probe = document.createElement('canvas').getContext('webgl2', { failIfMajorPerformanceCaveat: true });
+      if (!probe) return; // no accelerated WebGL2: keep the DOM renderer
       const webgl = new WebglAddon();
       webgl.onContextLoss(() => {
         webgl.dispose(); // falls back to the DOM renderer
