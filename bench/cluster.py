@@ -35,7 +35,7 @@ from typing import Any
 from . import procs
 from .systems import Relay, Termshare
 from .ts_client import TsIdleSharer, TsViewer
-from .workloads import _all_reached, _close, _gate, _start_viewers, echo_latency
+from .workloads import _all_reached, _close, _gate, _start_viewers, echo_latency, open_idle_sessions
 
 MB = 1_000_000
 
@@ -194,18 +194,10 @@ async def sessions(nodes: Sequence[Relay], redis_pid: int | None, count: int, id
     t_setup = time.perf_counter()
     deadline = time.monotonic() + setup_timeout
     try:
-        batch = 25
-        for i in range(0, count, batch):
-            if time.monotonic() > deadline:
-                break
-            group = [TsIdleSharer(nodes[(i + j) % n].base) for j in range(min(batch, count - i))]
-            sharers += group
-            await asyncio.wait_for(asyncio.gather(*(s.start() for s in group)), 30)
-            await asyncio.wait_for(asyncio.gather(*(s.live.wait() for s in group)), 30)
-            vs = [TsViewer(s.protocol.read_only_link(nodes[(i + j + 1) % n].base)) for j, s in enumerate(group)]
-            viewers += vs
-            await asyncio.wait_for(asyncio.gather(*(v.start() for v in vs)), 30)
-            await asyncio.wait_for(asyncio.gather(*(v.ready(30) for v in vs)), 30)
+        # Sharer i on node i, its viewer on node i+1: every session crosses nodes.
+        await open_idle_sessions(count, deadline, lambda i: TsIdleSharer(nodes[i % n].base),
+                                 lambda i, s: [TsViewer(s.protocol.read_only_link(nodes[(i + 1) % n].base))],
+                                 sharers, viewers)
         setup_s = time.perf_counter() - t_setup
         await asyncio.sleep(min(1.0, idle_seconds))  # let the joins settle
         cpu0 = _cpu(pids)

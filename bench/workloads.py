@@ -266,6 +266,26 @@ async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: in
         share.stop()
 
 
+async def open_idle_sessions(count: int, deadline: float, sharer_at: Callable[[int], Any],
+                             viewers_of: Callable[[int, Any], list[Any]], sharers: list[Any], viewers: list[Any]) -> None:
+    """Open `count` quiet sessions in batches of 25 until `deadline`: `sharer_at(i)` makes the i-th
+    sharer, `viewers_of(i, sharer)` its viewers. Appends to `sharers`/`viewers` as it goes, so the
+    caller's cleanup closes whatever was opened."""
+    batch = 25
+    for i in range(0, count, batch):
+        if time.monotonic() > deadline:
+            break
+        group = [sharer_at(i + j) for j in range(min(batch, count - i))]
+        sharers += group
+        await asyncio.wait_for(asyncio.gather(*(s.start() for s in group)), 30)
+        if hasattr(group[0], "live"):
+            await asyncio.wait_for(asyncio.gather(*(s.live.wait() for s in group)), 30)
+        vs = [v for j, s in enumerate(group) for v in viewers_of(i + j, s)]
+        viewers += vs
+        await asyncio.wait_for(asyncio.gather(*(v.start() for v in vs)), 30)
+        await asyncio.wait_for(asyncio.gather(*(v.ready(30) for v in vs)), 30)
+
+
 # -- 5. idle cost ---------------------------------------------------------------------------------------------
 async def idle_cost(system: Any, relay: Relay, sessions: int, viewers_per: int, idle_seconds: float,
                     setup_timeout: float) -> dict[str, Any]:
@@ -276,19 +296,9 @@ async def idle_cost(system: Any, relay: Relay, sessions: int, viewers_per: int, 
     t_setup = time.perf_counter()
     deadline = time.monotonic() + setup_timeout
     try:
-        batch = 25
-        for i in range(0, sessions, batch):
-            if time.monotonic() > deadline:
-                break
-            group = [system.IdleSharer(relay.base) for _ in range(min(batch, sessions - i))]
-            sharers += group
-            await asyncio.wait_for(asyncio.gather(*(s.start() for s in group)), 30)
-            if hasattr(group[0], "live"):
-                await asyncio.wait_for(asyncio.gather(*(s.live.wait() for s in group)), 30)
-            vs = [system.IdleViewer(s.read_only_url) for s in group for _ in range(viewers_per)]
-            viewers += vs
-            await asyncio.wait_for(asyncio.gather(*(v.start() for v in vs)), 30)
-            await asyncio.wait_for(asyncio.gather(*(v.ready(30) for v in vs)), 30)
+        await open_idle_sessions(sessions, deadline, lambda _: system.IdleSharer(relay.base),
+                                 lambda _, s: [system.IdleViewer(s.read_only_url) for _ in range(viewers_per)],
+                                 sharers, viewers)
         setup_s = time.perf_counter() - t_setup
         await asyncio.sleep(1.0)
         rss1 = procs.rss_bytes(relay.pid)
