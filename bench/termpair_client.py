@@ -26,14 +26,13 @@ import contextlib
 import json
 import os
 import sys
-import time
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .ts_client import _shrink_receive_buffer
+from .viewer import BenchViewer
 
 _IV = 12
 
@@ -42,10 +41,11 @@ def _open(aead: AESGCM, blob: bytes) -> bytes:
     return aead.decrypt(blob[:_IV], blob[_IV:], None)
 
 
-class TpViewer:
+class TpViewer(BenchViewer):
     system = "termpair"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         parts = urlsplit(url)
         self.terminal_id = parse_qs(parts.query)["terminal_id"][0]
         self.bootstrap = AESGCM(base64.b64decode(parts.fragment))
@@ -54,47 +54,17 @@ class TpViewer:
         self.browser: AESGCM | None = None
         self.iv_count = 0
         self.max_iv_count = 0
-        self.ws: ClientConnection | None = None
-        self.output_bytes = 0
-        self.wire_bytes = 0
-        self.snapshots = 0  # TermPair has no late-join screen
-        self.broken = 0  # frames that failed to decrypt
-        self.last_output_at = 0.0
-        self.target = 0
-        self.live = asyncio.Event()
-        self.done = asyncio.Event()
-        self.got_output = asyncio.Event()
-        self.reached = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._paused = False
+        # snapshots stay 0 (TermPair has no late-join screen); broken counts frames that failed to decrypt
 
-    async def start(self) -> None:
+    async def _connect(self) -> ClientConnection:
         # A browser cannot send websocket pings: none here either.
-        self.ws = await connect(self.ws_url, max_size=None, compression=None, open_timeout=20, ping_interval=None)
-        await self.ws.send(json.dumps({"event": "new_browser_connected", "payload": {}}))
-        self._task = asyncio.create_task(self._read())
+        ws = await connect(self.ws_url, max_size=None, compression=None, open_timeout=20, ping_interval=None)
+        await ws.send(json.dumps({"event": "new_browser_connected", "payload": {}}))
+        return ws
 
-    async def ready(self, timeout: float) -> None:
-        await asyncio.wait_for(self.live.wait(), timeout)
-
-    def reset_counters(self, target: int = 0) -> None:
-        self.output_bytes = self.wire_bytes = 0
-        self.target = target
-        self.reached.clear()
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        try:
-            async for message in self.ws:
-                self.wire_bytes += len(message)  # JSON is ASCII: characters are bytes
-                self._on_message(json.loads(message))
-                if self._paused:
-                    self.ws.transport.pause_reading()
-                    return
-        except ConnectionClosed:
-            pass
-        finally:
-            self.done.set()
+    async def _handle(self, message: str | bytes) -> bool:
+        self._on_message(json.loads(message))
+        return False
 
     def _on_message(self, msg: dict[str, object]) -> None:
         event, payload = msg.get("event"), msg.get("payload")
@@ -106,12 +76,7 @@ class TpViewer:
             except Exception:  # noqa: BLE001 - a frame we cannot open is counted, not fatal
                 self.broken += 1
                 return
-            data = base64.b64decode(inner["pty_output"])
-            self.output_bytes += len(data)
-            self.last_output_at = time.perf_counter()
-            self.got_output.set()
-            if self.target and self.output_bytes >= self.target:
-                self.reached.set()
+            self._output(len(base64.b64decode(inner["pty_output"])))
         elif event in ("aes_keys", "aes_key_rotation") and isinstance(payload, dict):
             if event == "aes_keys" and self.unix is not None:
                 return  # another browser joined: the keys are the same
@@ -133,21 +98,6 @@ class TpViewer:
         plaintext = json.dumps({"data": data.decode(), "salt": base64.b64encode(os.urandom(12)).decode()})
         blob = iv + self.browser.encrypt(iv, plaintext.encode(), None)
         await self.ws.send(json.dumps({"event": "command", "payload": base64.b64encode(blob).decode()}))
-
-    def pause(self) -> None:
-        self._paused = True
-        if self.ws is not None:
-            _shrink_receive_buffer(self.ws)
-            self.ws.transport.pause_reading()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.transport.abort() if self._paused else await asyncio.wait_for(self.ws.close(), 2)
 
 
 class TpIdleSharer:

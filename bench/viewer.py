@@ -1,0 +1,101 @@
+"""What the bench's headless viewers of both systems share (ts_client.TsViewer, termpair_client.TpViewer).
+
+Counters measured at the receiving end, after decryption (`output_bytes`, from the last
+`reset_counters()`), websocket payload bytes (`wire_bytes`), the events the workloads wait on,
+pausing (a stalled viewer) and closing. A system's viewer supplies `_connect` and `_handle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+
+class BenchViewer:
+    system = ""
+
+    def __init__(self) -> None:
+        self.ws: ClientConnection | None = None
+        self.output_bytes = 0
+        self.wire_bytes = 0
+        self.snapshots = 0
+        self.broken = 0
+        self.last_output_at = 0.0
+        self.target = 0
+        self.live = asyncio.Event()
+        self.done = asyncio.Event()  # ended, closed or failed
+        self.got_output = asyncio.Event()
+        self.reached = asyncio.Event()  # output_bytes >= target
+        self._task: asyncio.Task[None] | None = None
+        self._paused = False
+
+    async def _connect(self) -> ClientConnection:
+        raise NotImplementedError
+
+    async def _handle(self, message: str | bytes) -> bool:
+        """Take one websocket message; True when the viewer is finished."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self.ws = await self._connect()
+        self._task = asyncio.create_task(self._read())
+
+    async def ready(self, timeout: float) -> None:
+        await asyncio.wait_for(self.live.wait(), timeout)
+
+    def reset_counters(self, target: int = 0) -> None:
+        self.output_bytes = self.wire_bytes = 0
+        self.target = target
+        self.reached.clear()
+
+    def _output(self, size: int) -> None:
+        self.output_bytes += size
+        self.last_output_at = time.perf_counter()
+        self.got_output.set()
+        if self.target and self.output_bytes >= self.target:
+            self.reached.set()
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for message in self.ws:
+                self.wire_bytes += len(message)  # text is JSON (ASCII): characters are bytes
+                if await self._handle(message):
+                    break
+                if self._paused:
+                    self.ws.transport.pause_reading()  # stop reading the socket for good
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            self.done.set()
+
+    def pause(self) -> None:
+        """Stop reading after the next message: the relay's queue for us fills (a stalled viewer)."""
+        self._paused = True
+        if self.ws is not None:
+            _shrink_receive_buffer(self.ws)
+            self.ws.transport.pause_reading()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                self.ws.transport.abort() if self._paused else await asyncio.wait_for(self.ws.close(), 2)
+
+
+def _shrink_receive_buffer(ws: ClientConnection) -> None:
+    """A stalled viewer with a small socket buffer: the stall reaches the relay after ~100 KB, not
+    after the several MB a loopback socket may buffer, so both systems are tested on their relay."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
