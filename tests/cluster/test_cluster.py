@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -19,7 +18,8 @@ from termshare.protocol.wire import FrameKind
 
 from ..procs import HeadlessShare, Relay, timeout
 from ..reliability.client import Recorder
-from .harness import Balancer, RedisServer, healthz, node
+from .conftest import Cluster
+from .harness import Balancer, RedisServer, healthz
 
 TICKER = "sh -c '{pre}i=0; while [ $i -lt {n} ]; do echo tick-$i; i=$((i+1)); sleep {pause}; done; echo DONE-MARK'"
 
@@ -70,9 +70,8 @@ class Typist(Recorder):
             pass
 
 
-def test_three_nodes_one_session(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    nodes = [node(redis) for _ in range(3)]
+def test_three_nodes_one_session(cluster: Cluster) -> None:
+    nodes = [cluster() for _ in range(3)]
     a, b, c = nodes
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
                           TICKER.format(pre="read x; echo got-$x; ", n=40, pause=0.05))
@@ -96,14 +95,10 @@ def test_three_nodes_one_session(tmp_path: Path) -> None:
         assert share.proc.wait(timeout(10)) == 0
     finally:
         share.close()
-        for n in nodes:
-            n.close()
-        redis.close()
 
 
-def test_node_killed_session_continues(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    nodes = [node(redis) for _ in range(3)]
+def test_node_killed_session_continues(cluster: Cluster) -> None:
+    nodes = [cluster() for _ in range(3)]
     lb = Balancer([n.port for n in nodes])
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(lb.port), "--cmd",
                           TICKER.format(pre="", n=120, pause=0.1))
@@ -133,14 +128,10 @@ def test_node_killed_session_continues(tmp_path: Path) -> None:
     finally:
         share.close()
         lb.close()
-        for n in nodes:
-            n.close()
-        redis.close()
 
 
-def test_redis_restart_session_recovers(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    nodes = [node(redis) for _ in range(2)]
+def test_redis_restart_session_recovers(redis_server: RedisServer, cluster: Cluster) -> None:
+    nodes = [cluster() for _ in range(2)]
     a, b = nodes
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
                           TICKER.format(pre="", n=100, pause=0.1))
@@ -149,9 +140,9 @@ def test_redis_restart_session_recovers(tmp_path: Path) -> None:
         async def scenario() -> float:
             task = asyncio.create_task(rec.run(reconnect_for=timeout(30)))
             await wait_for(lambda: len(ticks(rec)) >= 5, 15)
-            redis.close()
+            redis_server.close()
             await asyncio.sleep(1)
-            redis.start()
+            redis_server.start()
             restarted = time.monotonic()
             mark = len(ticks(rec))
             await wait_for(lambda: len(ticks(rec)) > mark + 3, 15)
@@ -166,14 +157,10 @@ def test_redis_restart_session_recovers(tmp_path: Path) -> None:
         assert share.proc.wait(timeout(10)) == 0
     finally:
         share.close()
-        for n in nodes:
-            n.close()
-        redis.close()
 
 
-def test_limits_and_ownership_hold_across_nodes(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    nodes: list[Relay] = [node(redis, "--max-viewers", "2") for _ in range(3)]
+def test_limits_and_ownership_hold_across_nodes(cluster: Cluster) -> None:
+    nodes: list[Relay] = [cluster("--max-viewers", "2") for _ in range(3)]
     a, b, c = nodes
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd", "sleep 30")
     sid = share.links["session"]
@@ -206,6 +193,3 @@ def test_limits_and_ownership_hold_across_nodes(tmp_path: Path) -> None:
         assert asyncio.run(scenario()) == 4409
     finally:
         share.close()
-        for n in nodes:
-            n.close()
-        redis.close()

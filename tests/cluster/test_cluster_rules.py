@@ -9,7 +9,6 @@ import os
 import re
 import time
 import urllib.request
-from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -21,7 +20,8 @@ from termshare.protocol.wire import FrameKind
 
 from ..procs import HeadlessShare, read_until, timeout
 from ..reliability.client import Recorder
-from .harness import RedisServer, node
+from .conftest import Cluster
+from .harness import RedisServer
 from .test_cluster import Typist, at, wait_for
 
 
@@ -54,9 +54,8 @@ async def recv_until_closed(ws) -> int | None:  # type: ignore[no-untyped-def]
     return ws.close_code  # type: ignore[no-any-return]
 
 
-def test_proxied_viewers_obey_the_home_router_and_show_in_its_metrics(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    a, b = node(redis, "--admin-token", "adm-secret"), node(redis)
+def test_proxied_viewers_obey_the_home_router_and_show_in_its_metrics(cluster: Cluster) -> None:
+    a, b = cluster("--admin-token", "adm-secret"), cluster()
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
                           "sh -c 'read x; echo got-$x; sleep 30'")
     sid = share.links["session"]
@@ -94,14 +93,10 @@ def test_proxied_viewers_obey_the_home_router_and_show_in_its_metrics(tmp_path: 
         assert session["id"] == sid and session["frames_from_viewers"] >= 2 and session["sharer"] == "connected"
     finally:
         share.close()
-        a.close()
-        b.close()
-        redis.close()
 
 
-def test_idle_timeout_ends_a_session_whose_viewers_are_on_other_nodes(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    a, b = node(redis, "--idle-timeout", "2"), node(redis, "--idle-timeout", "2")
+def test_idle_timeout_ends_a_session_whose_viewers_are_on_other_nodes(cluster: Cluster) -> None:
+    a, b = cluster("--idle-timeout", "2"), cluster("--idle-timeout", "2")
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd", "sleep 60")
     viewer = Recorder(at(share.links["read_only"], b.port))
     try:
@@ -113,14 +108,10 @@ def test_idle_timeout_ends_a_session_whose_viewers_are_on_other_nodes(tmp_path: 
         assert time.monotonic() - started < 15
     finally:
         share.close()
-        a.close()
-        b.close()
-        redis.close()
 
 
-def test_a_sharer_reconnecting_to_another_node_is_proxied_to_the_home(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path)
-    a, b, c = node(redis), node(redis), node(redis)
+def test_a_sharer_reconnecting_to_another_node_is_proxied_to_the_home(cluster: Cluster) -> None:
+    a, b, c = cluster(), cluster(), cluster()
     sid, token = "QmFzZTY0U2Vzc2lv", os.urandom(32)
     register = encode_frame(FrameKind.REGISTER, token)
 
@@ -137,27 +128,21 @@ def test_a_sharer_reconnecting_to_another_node_is_proxied_to_the_home(tmp_path: 
                 stolen = await recv_until_closed(thief)
         return replaced, ready, stolen
 
-    try:
-        replaced, ready, stolen = asyncio.run(scenario())
-        assert parse_header(ready).kind is FrameKind.READY
-        assert replaced == 4409 and stolen == 4409
-        assert json.loads(get(a.port, "/healthz"))["sessions"] == 1  # still homed on a
-        assert json.loads(get(b.port, "/healthz"))["sessions"] == 0
-    finally:
-        for n in (a, b, c):
-            n.close()
-        redis.close()
+    replaced, ready, stolen = asyncio.run(scenario())
+    assert parse_header(ready).kind is FrameKind.READY
+    assert replaced == 4409 and stolen == 4409
+    assert json.loads(get(a.port, "/healthz"))["sessions"] == 1  # still homed on a
+    assert json.loads(get(b.port, "/healthz"))["sessions"] == 0
 
 
-def test_malformed_inbox_messages_are_skipped_and_routing_goes_on(tmp_path: Path) -> None:
+def test_malformed_inbox_messages_are_skipped_and_routing_goes_on(redis_server: RedisServer, cluster: Cluster) -> None:
     import redis
 
-    server = RedisServer(tmp_path)
-    a, b = node(server), node(server)
+    a, b = cluster(), cluster()
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
                           "sh -c 'read x; echo still-$x; sleep 30'")
     try:
-        client = redis.Redis.from_url(server.url)
+        client = redis.Redis.from_url(redis_server.url)
         inboxes = client.pubsub_channels("ts:inbox:*")
         assert len(inboxes) == 2
         for inbox in inboxes:
@@ -176,6 +161,3 @@ def test_malformed_inbox_messages_are_skipped_and_routing_goes_on(tmp_path: Path
         asyncio.run(scenario())
     finally:
         share.close()
-        a.close()
-        b.close()
-        server.close()
