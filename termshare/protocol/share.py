@@ -104,7 +104,6 @@ class _Channel:
     send: SendChain
     recv: RecvChain
     snapshot_at: tuple[int, int] = (-1, -1)  # group (epoch, seq) of the last snapshot sent
-    resync_wanted: bool = False  # RESYNC came while nothing had changed: answer at the next output
 
 
 def new_session_id(rng: Rng) -> str:
@@ -135,6 +134,7 @@ class ShareProtocol:
         self._rotate_pending = False
         self._channels: dict[int, _Channel] = {}
         self._seen_hellos: dict[bytes, None] = {}  # insertion-ordered, bounded by SEEN_HELLOS
+        self._resync_wanted: set[int] = set()  # RESYNC came while nothing had changed: answer at the next output
         self._frames: list[bytes] = []
         self._events: list[ev.ShareEvent] = []
         self._was_live = False
@@ -313,7 +313,7 @@ class ShareProtocol:
             if channel.snapshot_at != (self._group_epoch, self._group_seq):
                 self._send_snapshot(vid, channel)
             else:
-                channel.resync_wanted = True  # the viewer waits in SYNCING: answer once there is news
+                self._resync_wanted.add(vid)  # the viewer waits in SYNCING: answer once there is news
         else:
             assert isinstance(message, PingMessage)
             self._send_direct(vid, channel, PongMessage(message.token))
@@ -331,7 +331,7 @@ class ShareProtocol:
         if len(data) > MAX_SNAPSHOT_DATA:
             raise ValueError(f"screen snapshot of {len(data)} bytes exceeds {MAX_SNAPSHOT_DATA}")
         channel.snapshot_at = (self._group_epoch, self._group_seq)
-        channel.resync_wanted = False
+        self._resync_wanted.discard(vid)
         self._send_direct(vid, channel, SnapshotMessage(self._group_epoch, self._group_seq, cols, rows, data))
 
     def _send_direct(self, vid: int, channel: _Channel, message: Message) -> None:
@@ -371,8 +371,11 @@ class ShareProtocol:
         signature = self._sign_private.sign(group_signed_data(self.sid, packed, ciphertext))
         self._group_seq += 1
         self._frames.append(packed + ciphertext + signature)
-        for vid, channel in self._channels.items():
-            if channel.resync_wanted:
+        for vid in list(self._resync_wanted):  # usually empty: nothing per viewer on the output path
+            channel = self._channels.get(vid)
+            if channel is None:
+                self._resync_wanted.discard(vid)  # left or removed meanwhile
+            else:
                 self._send_snapshot(vid, channel)
 
 

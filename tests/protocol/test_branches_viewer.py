@@ -351,3 +351,16 @@ def test_a_resync_when_nothing_changed_is_answered_with_the_next_output() -> Non
     assert viewer.events_received() == [ev.Output(b"more")]
     net.share.send_output(b"again")  # answered once: later output costs no snapshot
     assert [parse_frame(f).kind for f in net.share.frames_to_send()] == [FrameKind.GROUP]
+
+
+def test_a_deferred_resync_of_a_viewer_that_left_is_dropped() -> None:
+    net = Net()
+    net.join()  # another viewer stays, so output is still sealed and sent
+    conn, viewer = net.join()
+    for _ in range(2):  # the first is answered (the viewer count came after the join), the second waits
+        viewer.receive_frame(encode_frame(FrameKind.SKIPPED))
+        net.run()
+    assert viewer.state is ViewerState.SYNCING
+    net.leave(conn)
+    net.share.send_output(b"after")
+    assert FrameKind.DIRECT not in [parse_frame(f).kind for f in net.share.frames_to_send()]
