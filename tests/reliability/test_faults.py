@@ -158,11 +158,12 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
     """The relay skipped output for a stalled viewer, then no output follows to reveal the gap: the
     SKIPPED hint the relay queued at the hole makes the viewer resync anyway (PROTOCOL §4.2)."""
     relay = Relay()
-    # 12 MB at an easy pace (the sharer never falls behind, so it never resyncs anyone itself),
-    # then a screen that stays put.
-    size = 12_000_000
-    cmd = ("sh -c 'sleep 1; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
-           "sleep 0.1; done; echo; clear; echo quiet-screen-$((6*7)); sleep 60'")
+    # 30 MB at an easy pace (the sharer never falls behind, so it never resyncs anyone itself),
+    # then a screen that stays put. 30 MB is well past what the relay's queue (4 MiB) and both
+    # loopback socket buffers can hold for a viewer that stopped reading, so a hole is certain.
+    size = 30_000_000
+    cmd = ("sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
+           "sleep 0.1; i=$((i+1)); done; echo; clear; echo quiet-screen-$((6*7)); sleep 60'")
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
     fast, stalled = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
 
