@@ -47,6 +47,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     spec.append(("footprint", "share RSS MB peak (bulk)", ("footprint", "{s}", "share_rss_peak_mb")))
     out = [_row(workload, metric, *(_stat(w, *(p.format(s=s) for p in path)) for s in SYSTEMS))
            for workload, metric, path in spec if path[0] in w]  # (--only: the rest was not run)
+    if _stat(w, "echo", "idle", "floor", "p50_ms"):  # the same termshare figure against bench/floor.py's
+        at = next(i for i, r in enumerate(out) if r["workload"] == "echo (idle)") + 2
+        out[at:at] = [_row("echo (idle)", f"{p} ms; limit = 3-process asyncio floor", _stat(w, "echo", "idle", "termshare", key),
+                           None, _stat(w, "echo", "idle", "floor", key)) for p, key in (("p50", "p50_ms"), ("p99", "p99_ms"))]
     del stalled
     out += _browser_rows(w.get("browser"))
     out += _cluster_rows(w.get("cluster"))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import browser as webpage
-from . import cluster, payload, procs, reference, report, workloads
+from . import cluster, floor, payload, procs, reference, report, workloads
 from .systems import Relay, TermPair, Termshare
 
 MB = 1_000_000
@@ -127,6 +127,10 @@ class Bench:
             r = await self.each(f"echo {cond}", "limit", lambda: asyncio.to_thread(
                 workloads.pty_echo, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
             res[cond]["limit"] = summarize([r]) if r and "error" not in r else r
+            if cond == "idle":
+                r = await self.each("echo floor", "3 asyncio processes", lambda: floor.echo_floor(
+                    c["echo_n"], c["echo_interval"]))
+                res[cond]["floor"] = summarize([r]) if r and "error" not in r else r
             for system in self.systems:
                 async with self.relay(system) as relay:
                     r = await self.each(f"echo {cond}", system, lambda: workloads.echo_latency(

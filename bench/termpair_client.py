@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .viewer import BenchViewer
+from .viewer import WebsocketsViewer
 
 _IV = 12
 
@@ -41,7 +41,7 @@ def _open(aead: AESGCM, blob: bytes) -> bytes:
     return aead.decrypt(blob[:_IV], blob[_IV:], None)
 
 
-class TpViewer(BenchViewer):
+class TpViewer(WebsocketsViewer):
     system = "termpair"
 
     def __init__(self, url: str) -> None:

@@ -1,36 +1,33 @@
-"""termshare's headless viewer and a PTY-less sharer, built from the project's own protocol code.
+"""termshare's headless viewer and a PTY-less sharer, built from the project's own code.
 
-`TsViewer` is termshare.protocol.viewer.ViewerProtocol on a websockets client connection, in the
-bench's own event loop, so hundreds of viewers run in one process. It counts at the receiving end,
-after signature check and decryption: terminal bytes (Output events) and websocket payload bytes.
-`TsIdleSharer` is ShareProtocol on a websocket with no PTY, for the idle-cost workload.
+`TsViewer` is termshare.protocol.viewer.ViewerProtocol on termshare.connection.RelayConnection,
+the websocket client `termshare join` and `termshare share` use, in the bench's own event loop, so
+hundreds of viewers run in one process. Each message is handled in the callback that received it,
+as `join` does. It counts at the receiving end, after signature check and decryption: terminal
+bytes (Output events) and websocket payload bytes.
+`TsIdleSharer` is ShareProtocol on the same client with no PTY, for the idle-cost workload.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
+from termshare.connection import RelayConnection
 from termshare.net import websocket_url
 from termshare.protocol import events as ev
 from termshare.protocol.link import Link, parse_link
-from termshare.protocol.share import ShareProtocol
+from termshare.protocol.share import ShareProtocol, ShareState
 from termshare.protocol.viewer import ViewerProtocol
-from termshare.protocol.wire import MAX_FRAME
 
-from .viewer import BenchViewer
+from .viewer import BenchViewer, shrink_receive_buffer
 
-# The same websocket settings as `termshare join` / `termshare share` use.
-_WS = dict(max_size=MAX_FRAME, compression=None, open_timeout=20, ping_interval=15, ping_timeout=15)
+OPEN_TIMEOUT = 20.0  # s: hundreds of viewers connect at once
 
 
 class TsViewer(BenchViewer):
-    """One viewer: ViewerProtocol on a websocket."""
+    """One viewer: ViewerProtocol on a RelayConnection."""
 
     system = "termshare"
 
@@ -38,18 +35,30 @@ class TsViewer(BenchViewer):
         super().__init__()
         self.link: Link = parse_link(url)
         self.protocol = ViewerProtocol(self.link, os.urandom)
+        self.conn: RelayConnection | None = None
+        self._watch: asyncio.Task[None] | None = None
 
-    async def _connect(self) -> ClientConnection:
-        return await connect(websocket_url(self.link.base, "view", self.link.sid), **_WS)
+    async def start(self) -> None:
+        url = websocket_url(self.link.base, "view", self.link.sid)
+        self.conn = await RelayConnection.open(url, self._on_message, open_timeout=OPEN_TIMEOUT)
+        self._watch = asyncio.create_task(self._until_closed(self.conn))
 
-    async def _handle(self, message: str | bytes) -> bool:
-        assert self.ws is not None
-        if isinstance(message, str):
-            return False
-        self.protocol.receive_frame(message)
-        for frame in self.protocol.frames_to_send():
-            await self.ws.send(frame)
-        for event in self.protocol.events_received():
+    async def _until_closed(self, conn: RelayConnection) -> None:
+        try:
+            await conn.wait_closed()
+        except Exception:  # noqa: BLE001 - an error in _on_message ends this viewer, as in `join`
+            self.broken += 1
+        finally:
+            self.done.set()
+
+    def _on_message(self, message: bytes) -> None:
+        assert self.conn is not None
+        self.wire_bytes += len(message)
+        protocol = self.protocol
+        protocol.receive_frame(message)
+        for frame in protocol.frames_to_send():
+            self.conn.send(frame)
+        for event in protocol.events_received():
             if isinstance(event, ev.Output):
                 self._output(len(event.data))
             elif isinstance(event, ev.Snapshot):
@@ -59,13 +68,29 @@ class TsViewer(BenchViewer):
                 self.broken += 1
             elif isinstance(event, ev.Ended | ev.Rejected | ev.Removed | ev.ProtocolFailed):
                 self.done.set()
-        return self.protocol.close_code is not None
+        if protocol.close_code is not None:
+            self.conn.close_soon(protocol.close_code)
 
     async def send_input(self, data: bytes) -> None:
-        assert self.ws is not None
+        assert self.conn is not None
         self.protocol.send_input(data)
         for frame in self.protocol.frames_to_send():
-            await self.ws.send(frame)
+            self.conn.send(frame)
+
+    def pause(self) -> None:
+        transport = self.conn.transport if self.conn is not None else None
+        if transport is not None:
+            shrink_receive_buffer(transport)
+            transport.pause_reading()  # for good: close() aborts
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            if self.conn.transport is not None and not self.conn.transport.is_reading():
+                self.conn.abort()
+            else:
+                await self.conn.close()
+        if self._watch is not None:
+            self._watch.cancel()
 
 
 class TsIdleSharer:
@@ -74,8 +99,7 @@ class TsIdleSharer:
     def __init__(self, base: str) -> None:
         self.base = base
         self.protocol = ShareProtocol(rng=os.urandom, clock=time.monotonic, screen=lambda: (80, 24, b"\x1b[H\x1b[2J$ "))
-        self.ws: ClientConnection | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.conn: RelayConnection | None = None
         self.live = asyncio.Event()
 
     @property
@@ -83,32 +107,23 @@ class TsIdleSharer:
         return self.protocol.read_only_link(self.base)
 
     async def start(self) -> None:
-        self.ws = await connect(websocket_url(self.base, "share", self.protocol.sid), **_WS)
+        url = websocket_url(self.base, "share", self.protocol.sid)
+        self.conn = await RelayConnection.open(url, self._on_message, open_timeout=OPEN_TIMEOUT)
         self.protocol.connect()
-        await self._flush()
-        self._task = asyncio.create_task(self._read())
+        self._flush()
 
-    async def _flush(self) -> None:
-        assert self.ws is not None
+    def _on_message(self, message: bytes) -> None:
+        self.protocol.receive_frame(message)
+        self._flush()
+        if self.protocol.state is ShareState.LIVE:
+            self.live.set()
+
+    def _flush(self) -> None:
+        assert self.conn is not None
         for frame in self.protocol.frames_to_send():
-            await self.ws.send(frame)
+            self.conn.send(frame)
         self.protocol.events_received()
 
-    async def _read(self) -> None:
-        assert self.ws is not None
-        with contextlib.suppress(ConnectionClosed):
-            async for message in self.ws:
-                if isinstance(message, bytes):
-                    self.protocol.receive_frame(message)
-                    await self._flush()
-                    if self.protocol.state.name == "LIVE":
-                        self.live.set()
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 2)
+        if self.conn is not None:
+            await self.conn.close()

@@ -1,8 +1,11 @@
 """What the bench's headless viewers of both systems share (ts_client.TsViewer, termpair_client.TpViewer).
 
 Counters measured at the receiving end, after decryption (`output_bytes`, from the last
-`reset_counters()`), websocket payload bytes (`wire_bytes`), the events the workloads wait on,
-pausing (a stalled viewer) and closing. A system's viewer supplies `_connect` and `_handle`.
+`reset_counters()`), websocket payload bytes (`wire_bytes`), and the events the workloads wait on.
+Each system's viewer uses the websocket client its own product uses: termshare's viewer is the
+client `termshare join` runs (termshare.connection), TermPair's has websockets' asyncio client
+standing in for a browser (`WebsocketsViewer`). A viewer supplies start, pause (stop reading the
+socket: a stalled viewer), close and send_input.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ class BenchViewer:
     system = ""
 
     def __init__(self) -> None:
-        self.ws: ClientConnection | None = None
         self.output_bytes = 0
         self.wire_bytes = 0
         self.snapshots = 0
@@ -31,19 +33,19 @@ class BenchViewer:
         self.done = asyncio.Event()  # ended, closed or failed
         self.got_output = asyncio.Event()
         self.reached = asyncio.Event()  # output_bytes >= target
-        self._task: asyncio.Task[None] | None = None
-        self._paused = False
-
-    async def _connect(self) -> ClientConnection:
-        raise NotImplementedError
-
-    async def _handle(self, message: str | bytes) -> bool:
-        """Take one websocket message; True when the viewer is finished."""
-        raise NotImplementedError
 
     async def start(self) -> None:
-        self.ws = await self._connect()
-        self._task = asyncio.create_task(self._read())
+        raise NotImplementedError
+
+    def pause(self) -> None:
+        """Stop reading the socket for good: the relay's queue for this viewer fills (a stalled viewer)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def send_input(self, data: bytes) -> None:
+        raise NotImplementedError
 
     async def ready(self, timeout: float) -> None:
         await asyncio.wait_for(self.live.wait(), timeout)
@@ -59,6 +61,27 @@ class BenchViewer:
         self.got_output.set()
         if self.target and self.output_bytes >= self.target:
             self.reached.set()
+
+
+class WebsocketsViewer(BenchViewer):
+    """A viewer on websockets' asyncio client: supplies `_connect` and `_handle`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._paused = False
+
+    async def _connect(self) -> ClientConnection:
+        raise NotImplementedError
+
+    async def _handle(self, message: str | bytes) -> bool:
+        """Take one websocket message; True when the viewer is finished."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self.ws = await self._connect()
+        self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -76,10 +99,9 @@ class BenchViewer:
             self.done.set()
 
     def pause(self) -> None:
-        """Stop reading after the next message: the relay's queue for us fills (a stalled viewer)."""
         self._paused = True
         if self.ws is not None:
-            _shrink_receive_buffer(self.ws)
+            shrink_receive_buffer(self.ws.transport)
             self.ws.transport.pause_reading()
 
     async def close(self) -> None:
@@ -92,10 +114,10 @@ class BenchViewer:
                 self.ws.transport.abort() if self._paused else await asyncio.wait_for(self.ws.close(), 2)
 
 
-def _shrink_receive_buffer(ws: ClientConnection) -> None:
+def shrink_receive_buffer(transport: asyncio.BaseTransport) -> None:
     """A stalled viewer with a small socket buffer: the stall reaches the relay after ~100 KB, not
     after the several MB a loopback socket may buffer, so both systems are tested on their relay."""
-    sock = ws.transport.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)

@@ -273,6 +273,10 @@ class RelayConnection(asyncio.Protocol):
 
     # -- driver interface ---------------------------------------------------------------------------
     @property
+    def transport(self) -> asyncio.Transport | None:
+        return self._transport
+
+    @property
     def writable(self) -> bool:
         """Open, and the transport's buffer is under WRITE_LIMIT."""
         return self._open and not self._paused
