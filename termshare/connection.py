@@ -98,12 +98,13 @@ def _mask(data: bytes, mask: bytes) -> bytes:
     return _apply_mask(data, mask)
 
 
-def _header(opcode: int, length: int) -> bytes:
+def frame_header(opcode: int, length: int, mask_bit: int = 0x80) -> bytes:
+    """A final frame's header up to the masking key (RFC 6455 §5.2); the relay's frames are unmasked."""
     if length < 126:
-        return bytes((0x80 | opcode, 0x80 | length))
+        return bytes((0x80 | opcode, mask_bit | length))
     if length < 65536:
-        return bytes((0x80 | opcode, 0xFE)) + _U16.pack(length)
-    return bytes((0x80 | opcode, 0xFF)) + _U64.pack(length)
+        return bytes((0x80 | opcode, mask_bit | 126)) + _U16.pack(length)
+    return bytes((0x80 | opcode, mask_bit | 127)) + _U64.pack(length)
 
 
 class RelayConnection(asyncio.Protocol):
@@ -313,7 +314,7 @@ class RelayConnection(asyncio.Protocol):
     def _write_frame(self, opcode: int, payload: bytes) -> None:
         assert self._transport is not None
         mask = os.urandom(4)
-        head = _header(opcode, len(payload)) + mask
+        head = frame_header(opcode, len(payload)) + mask
         if len(payload) < SMALL:
             self._transport.write(head + _mask(payload, mask))
         else:  # two writes rather than one more copy of a large payload

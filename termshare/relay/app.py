@@ -31,7 +31,7 @@ from ..protocol.router import Close, Limits, Router, Send
 from ..protocol.wire import CloseCode
 from .logs import log
 from .metrics import CONTENT_TYPE, Metric, render
-from .outbox import HARD_CAP, SOFT_CAP, Outbox, OutboxStats
+from .outbox import HARD_CAP, SEND_EXTENSION, SOFT_CAP, Outbox, OutboxStats
 from .web import WEB_DIR, make_handlers
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class Relay:
             log("closed", role=role, sid=logged_sid, code=int(CloseCode.TOO_SLOW), reason="too slow")
 
         outbox = Outbox(ws, self.config.soft_cap, self.config.hard_cap, self.outbox_stats, too_slow,
-                        skip_hint=not is_sharer)
+                        skip_hint=not is_sharer, send_now=ws.scope.get("extensions", {}).get(SEND_EXTENSION))
         outbox.task = asyncio.create_task(outbox.run())
         self.outboxes[conn] = outbox
         self.connections_total[role] += 1

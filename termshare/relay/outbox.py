@@ -5,6 +5,11 @@ sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2); a v
 gets one SKIPPED frame where each run of skipped frames begins, so that the viewer resyncs even if
 no later frame comes to show the gap. Frames that must not be
 dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is closed 4508.
+
+With `send_now` (the server's synchronous send, relay/websocket.py) a frame goes out in the call
+that queued it whenever nothing waits ahead of it; the task only drains what a paused transport
+held back. The frame being sent stays at the head of the queue until the send returned, so a frame
+queued meanwhile never overtakes it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ..protocol.wire import CloseCode, FrameKind
 SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection before skipping GROUP
 HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
 SKIPPED_FRAME: Final = encode_frame(FrameKind.SKIPPED)
+SEND_EXTENSION: Final = "termshare.send"  # the ASGI scope extension that carries the synchronous send
 
 
 @dataclass(slots=True)
@@ -35,12 +41,13 @@ class OutboxStats:
 
 class Outbox:
     __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap", "stats",
-                 "on_too_slow", "skip_hint", "_skipping")
+                 "on_too_slow", "skip_hint", "_skipping", "_send_now")
 
     def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP,
                  stats: OutboxStats | None = None, on_too_slow: Callable[[], None] | None = None,
-                 skip_hint: bool = False) -> None:
+                 skip_hint: bool = False, send_now: Callable[[bytes], bool] | None = None) -> None:
         self._ws = ws
+        self._send_now = send_now
         self._queue: deque[bytes] = deque()
         self._queued = 0
         self._wake = asyncio.Event()
@@ -72,6 +79,9 @@ class Outbox:
             if self.on_too_slow is not None:
                 self.on_too_slow()
             return
+        if not self._queue and self._send_now is not None and self._send_now(data):
+            self._skipping = False
+            return
         self._queue.append(data)
         self._queued += len(data)
         self._skipping = False  # a later drop is a new hole (e.g. after a snapshot): mark it too
@@ -87,9 +97,10 @@ class Outbox:
         try:
             while True:
                 while self._queue:
-                    data = self._queue.popleft()
-                    self._queued -= len(data)
+                    data = self._queue[0]
                     await ws.send_bytes(data)
+                    self._queue.popleft()
+                    self._queued -= len(data)
                 if self._close is not None:
                     await ws.close(self._close[0], self._close[1][:120])
                     return

@@ -12,6 +12,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..protocol.wire import MAX_FRAME
 from .app import RelayConfig, create_app
+from .websocket import RelayWebSocketProtocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -84,7 +85,7 @@ def uvicorn_config(config: RelayConfig, certfile: str | None = None, keyfile: st
     return uvicorn.Config(
         create_app(config),
         http=guarded_protocol(None if config.trust_proxy else config.limits.max_per_ip),
-        ws="websockets-sansio",
+        ws=RelayWebSocketProtocol,
         log_level="warning",
         ws_max_size=MAX_FRAME,
         ws_ping_interval=20,

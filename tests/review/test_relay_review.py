@@ -17,6 +17,7 @@ class FakeWS:
 
     def __init__(self, sid: str, incoming: list[bytes], stall_sends: bool = False) -> None:
         self.path_params = {"sid": sid}
+        self.scope: dict[str, object] = {"type": "websocket", "extensions": {}}  # a server without termshare.send
         self.headers: dict[str, str] = {}
         self.client = None
         self.incoming: asyncio.Queue[dict] = asyncio.Queue()
