@@ -26,7 +26,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from ..connection import frame_header
 from .outbox import SEND_EXTENSION
 
-RECEIVE_BUFFER: Final = 1024 * 1024  # bytes of received messages the app has not taken yet, before reading pauses
+RECEIVE_BUFFER: Final = 256 * 1024  # bytes of received messages the app has not taken yet, before reading pauses
 SMALL: Final = 16 * 1024  # bytes: below this, header and payload go to the transport as one write
 _BINARY: Final = 0x2
 
