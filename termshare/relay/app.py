@@ -15,7 +15,7 @@ import hmac
 import itertools
 import platform
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +31,7 @@ from ..protocol.router import Close, Limits, Router, Send
 from ..protocol.wire import CloseCode
 from .logs import log
 from .metrics import CONTENT_TYPE, Metric, render
-from .outbox import HARD_CAP, SEND_EXTENSION, SOFT_CAP, Outbox, OutboxStats
+from .outbox import HARD_CAP, RECEIVE_EXTENSION, SEND_EXTENSION, SOFT_CAP, Outbox, OutboxStats
 from .web import WEB_DIR, make_handlers
 
 if TYPE_CHECKING:
@@ -164,26 +164,38 @@ class Relay:
             if self.cluster is not None:
                 await self.cluster.serve(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox))
             else:
-                await self.serve_local(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox))
+                await self.serve_local(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox),
+                                       receive_with=ws.scope.get("extensions", {}).get(RECEIVE_EXTENSION))
         finally:
             await self._release(conn, role, outbox)
 
     async def serve_local(self, conn: int, sid: str, ip: str, is_sharer: bool, frames: AsyncIterator[bytes],
-                          first: bytes | None = None) -> None:
-        """Feed one websocket to this node's Router (`first`: a frame already read, by cluster placement)."""
+                          first: bytes | None = None,
+                          receive_with: Callable[[Callable[[bytes], None]], None] | None = None) -> None:
+        """Feed one websocket to this node's Router (`first`: a frame already read, by cluster
+        placement). With `receive_with` (relay/websocket.py) frames are routed in the callback that
+        parsed them, and `frames` only brings the end (or a text message, which closes 4400)."""
         router, now, cluster = self.router, time.monotonic, self.cluster
         router.connected(conn, sid, ip, is_sharer, now())
         self.flush()
-        try:
-            if first is not None:
-                router.received(conn, first, now())
-                self.flush()
-            async for data in frames:
+        serving = True
+
+        def route(data: bytes) -> None:
+            if serving:
                 router.received(conn, data, now())
                 self.flush()
+
+        try:
+            if first is not None:
+                route(first)
+            if receive_with is not None:
+                receive_with(route)
+            async for data in frames:
+                route(data)
                 if cluster is not None:
                     await cluster.backpressure()
         finally:
+            serving = False
             router.disconnected(conn, now())
             self.flush()
 

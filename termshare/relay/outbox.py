@@ -28,7 +28,8 @@ from ..protocol.wire import CloseCode, FrameKind
 SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection before skipping GROUP
 HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
 SKIPPED_FRAME: Final = encode_frame(FrameKind.SKIPPED)
-SEND_EXTENSION: Final = "termshare.send"  # the ASGI scope extension that carries the synchronous send
+SEND_EXTENSION: Final = "termshare.send"  # ASGI scope extensions of relay/websocket.py: synchronous send,
+RECEIVE_EXTENSION: Final = "termshare.receive"  # and synchronous receive
 
 
 @dataclass(slots=True)
