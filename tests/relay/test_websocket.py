@@ -7,12 +7,20 @@ import asyncio
 import os
 import socket
 
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+
 from termshare.connection import RelayConnection
 from termshare.net import websocket_url
 from termshare.protocol import events as ev
 from termshare.protocol.link import parse_link
 from termshare.protocol.viewer import ViewerProtocol
-from termshare.relay.outbox import Outbox
+from termshare.relay.outbox import RECEIVE_EXTENSION, Outbox
+from termshare.relay.server import bind
+from termshare.relay.websocket import RelayWebSocketProtocol
 from tests.procs import HeadlessShare, Relay, timeout
 
 LINES = 400_000  # ~2.7 MB: more than the sockets hold, less than the relay's 4 MiB skip threshold
@@ -112,3 +120,42 @@ def test_a_frame_sent_at_once_never_overtakes_one_the_outbox_is_still_sending() 
         return ws.wire
 
     assert asyncio.run(scenario()) == [b"held back", b"next"]
+
+
+def test_the_synchronous_receive_keeps_the_order_of_queued_direct_and_text_messages() -> None:
+    """relay/websocket.py on a real socket: messages that arrived before the app asked for them
+    directly come first, then the direct ones; a text message goes back to ASGI's receive(), and the
+    binary messages after it queue behind it."""
+    got: list[tuple[str, object]] = []
+    finished = asyncio.Event()
+
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        await asyncio.sleep(0.3)  # the client's first messages queue meanwhile
+        ws.scope["extensions"][RECEIVE_EXTENSION](lambda data: got.append(("direct", data)))
+        while (message := await ws.receive())["type"] != "websocket.disconnect":
+            got.append(("queued", message.get("bytes") or message.get("text")))
+        finished.set()
+
+    async def scenario() -> None:
+        app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
+        sock = bind("127.0.0.1", 0)
+        config = uvicorn.Config(app, ws=RelayWebSocketProtocol, lifespan="off", log_level="warning")
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        try:
+            async with connect(f"ws://127.0.0.1:{sock.getsockname()[1]}/ws") as client:
+                await client.send(b"1")
+                await client.send(b"2")
+                await asyncio.sleep(0.6)
+                for message in (b"3", "text", b"4"):
+                    await client.send(message)
+                await asyncio.sleep(0.2)
+            await asyncio.wait_for(finished.wait(), timeout(5))
+        finally:
+            await server.shutdown(sockets=[sock])
+
+    asyncio.run(scenario())
+    assert got == [("direct", b"1"), ("direct", b"2"), ("direct", b"3"), ("queued", "text"), ("queued", b"4")]
