@@ -27,6 +27,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     for n in w.get("fanout", {}):
         spec.append((f"fan-out {n}", "aggregate MB/s", ("fanout", n, "{s}", "aggregate_mb_per_s")))
         spec.append((f"fan-out {n}", "relay CPU s/MB", ("fanout", n, "{s}", "relay_cpu_s_per_mb")))
+        spec.append((f"fan-out {n}", "relay MB/s per CPU core (1 / CPU s/MB)", ("fanout", n, "{s}", "relay_mb_per_cpu_s")))
         spec.append((f"fan-out {n}", "viewers with every byte", ("fanout", n, "{s}", "complete_viewers")))
         spec.append((f"fan-out {n}", "CPU cores: relay", ("fanout", n, "{s}", "relay_cpu_share")))
         spec.append((f"fan-out {n}", "CPU cores: viewers (bench)", ("fanout", n, "{s}", "viewers_cpu_share")))

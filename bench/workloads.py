@@ -213,6 +213,9 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
             "per_viewer_mb": size / MB,
             "complete_viewers": sum(1 for v in viewers if v.output_bytes == size and not v.broken),
             "relay_cpu_s_per_mb": cpu / max(total / MB, 1e-9),
+            # What one saturated relay core would deliver at this cost: the relay's capacity, which
+            # the aggregate cannot show when the bench's own viewers are the busiest process.
+            "relay_mb_per_cpu_s": total / MB / max(cpu, 0.01),
             "relay_cpu_share": cpu / elapsed,  # fraction of one core
             "viewers_cpu_share": own / elapsed,  # the bench process, where all viewers run
             "share_cpu_share": share_cpu / elapsed,
