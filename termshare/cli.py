@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the relay's admin token (also env TERMSHARE_ADMIN_TOKEN)")
     sessions.add_argument("--cafile", help="trust this CA certificate (PEM) for the relay's TLS")
     sessions.add_argument("--json", action="store_true", help="print the relay's JSON answer")
+    viewers = sub.add_parser("viewers", help="list the viewers of a running share",
+                             description="List the viewers of a share running on this machine, as its sharer.")
+    viewers.add_argument("--session", metavar="ID", help="the share's session id (default: $TERMSHARE_SESSION, or the only share)")
+    viewers.add_argument("--json", action="store_true", help="print the share's JSON answer")
+    remove = sub.add_parser("remove", help="remove a viewer from a running share",
+                            description="Remove a viewer: it is told so, and the output key rotates so it cannot read on.")
+    remove.add_argument("viewer", type=_positive, help="the viewer's id (see termshare viewers)")
+    remove.add_argument("--session", metavar="ID", help="the share's session id (default: $TERMSHARE_SESSION, or the only share)")
     return parser
 
 
@@ -139,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"serve": _serve, "share": _share, "join": _join, "sessions": _sessions}[args.command](args)
+        commands = {"serve": _serve, "share": _share, "join": _join, "sessions": _sessions, "viewers": _viewers,
+                    "remove": _remove}
+        return commands[args.command](args)
     except (TermshareError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
@@ -212,6 +222,42 @@ def _sessions(args: argparse.Namespace) -> int:
     if not args.admin_token:
         raise TermshareError("give --admin-token (or set TERMSHARE_ADMIN_TOKEN)")
     return list_sessions(args.relay, args.admin_token, args.cafile, args.json)
+
+
+def _viewers(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from .share.control import find_socket, request
+
+    path = find_socket(args.session)
+    answer = request(path, {"cmd": "viewers"})
+    if "error" in answer:
+        raise TermshareError(str(answer["error"]))
+    listed = answer.get("viewers")
+    if not isinstance(listed, list):
+        raise TermshareError("the share gave no list of viewers")
+    if args.json:
+        print(json.dumps(answer))
+        return 0
+    if not listed:
+        print(f"session {path.stem}: no viewers")
+    for viewer in listed:
+        since = time.strftime("%H:%M:%S", time.localtime(float(viewer.get("joined", 0))))
+        mode = "read-write" if viewer.get("can_write") else "read-only"
+        print(f"{viewer.get('id')}\t{mode}\tjoined {since}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from .share.control import find_socket, request
+
+    path = find_socket(args.session)
+    answer = request(path, {"cmd": "remove", "viewer": args.viewer})
+    if "error" in answer:
+        raise TermshareError(str(answer["error"]))
+    print(f"removed viewer {args.viewer} from session {path.stem}; the output key has rotated")
+    return 0
 
 
 def _share(args: argparse.Namespace) -> int:

@@ -33,6 +33,8 @@ def shell_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
     """A deterministic bash for terminal tests: `$ ` prompt, no rc files' surprises, no bracketed paste."""
     inputrc = home / ".inputrc"  # no bracketed-paste mode: command output then follows a plain CR LF
     inputrc.write_text("set enable-bracketed-paste off\n")
+    runtime = home / "run"  # each test's own control sockets (termshare viewers / remove)
+    runtime.mkdir(mode=0o700, exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -44,6 +46,7 @@ def shell_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
         "LC_ALL": "C.UTF-8",
         "HISTFILE": "/dev/null",
         "INPUTRC": str(inputrc),
+        "XDG_RUNTIME_DIR": str(runtime),
         "PYTHONPATH": str(ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",

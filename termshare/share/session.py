@@ -33,6 +33,7 @@ from ..protocol.share import ShareProtocol, ShareState
 from ..protocol.wire import MAX_OUTPUT, CloseCode
 from ..sender import Sender
 from ..terminal import get_size, raw_terminal, set_size
+from .control import ControlError, ControlServer
 from .pty import exit_status, hang_up, spawn
 from .screen import SLICE, Screen
 
@@ -94,6 +95,8 @@ class ShareSession:
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
         self._connected_once = asyncio.Event()
+        self._viewers: dict[int, tuple[bool, float]] = {}  # viewer id -> (can write, joined at: Unix time)
+        self._control: ControlServer | None = None
 
     # -- links and messages -------------------------------------------------------------------
     @property
@@ -149,6 +152,7 @@ class ShareSession:
             import webbrowser
 
             webbrowser.open(links["read_only"] or "")
+        await self._start_control()
         env = dict(os.environ, TERMSHARE_SESSION=self.protocol.sid)
         env.setdefault("TERM", "xterm-256color")
         self._pid, self._master = spawn(self.opts.argv, self.screen.cols, self.screen.rows, env)
@@ -208,6 +212,8 @@ class ShareSession:
             self._done.set_result(status)
 
     async def _finish(self, status: int, conn_task: asyncio.Task[None]) -> None:
+        if self._control is not None:
+            self._control.close()
         if self._pid:
             await _reap(self._pid)
         self._flush()
@@ -384,10 +390,12 @@ class ShareSession:
         if isinstance(event, ev.Input):
             self._type(event.data)
         elif isinstance(event, ev.ViewerJoined):
+            self._viewers[event.viewer_id] = (event.can_write, time.time())
             self._emit("viewer_joined", viewer_id=event.viewer_id, can_write=event.can_write,
                        viewers=self.protocol.viewer_count)
             self._title()
         elif isinstance(event, ev.ViewerLeft | ev.ViewerRejected):
+            self._viewers.pop(event.viewer_id, None)
             self._emit("viewer_left", viewer_id=event.viewer_id, viewers=self.protocol.viewer_count)
             self._title()
         elif isinstance(event, ev.Registered) and event.resumed:
@@ -403,6 +411,36 @@ class ShareSession:
         self._pump()
         if self.protocol.close_code is not None and self._conn is not None:
             self._conn.close_soon()
+
+    # -- control socket (termshare viewers / remove) ---------------------------------------------
+    async def _start_control(self) -> None:
+        try:
+            control = ControlServer(self.protocol.sid, self._control_request)
+            await control.start()
+        except (ControlError, OSError) as exc:
+            message = f"viewers cannot be listed or removed from the command line: {exc}"
+            if self.opts.json:
+                self._emit("warning", message=message)
+            else:
+                os.write(self.out_fd, f"termshare: {message}\r\n".encode())
+            return
+        self._control = control
+
+    def _control_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("cmd")
+        if command == "viewers":
+            return {"viewers": [{"id": vid, "can_write": can_write, "joined": joined}
+                                for vid, (can_write, joined) in sorted(self._viewers.items())]}
+        if command == "remove":
+            vid = request.get("viewer")
+            if not isinstance(vid, int) or isinstance(vid, bool) or vid not in self._viewers:
+                return {"error": f"no viewer {vid} in this session"}
+            if self.protocol.state is not ShareState.LIVE:
+                return {"error": "the share is reconnecting to the relay: try again in a moment"}
+            self.protocol.remove_viewer(vid)
+            self._pump()
+            return {"ok": True}
+        return {"error": f"unknown command {command!r}"}
 
     async def _connection_loop(self) -> None:
         url = websocket_url(self.opts.base, "share", self.protocol.sid)
