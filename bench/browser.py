@@ -8,13 +8,23 @@ waits on a FIFO, then writes `size` bytes of the payload and a sentinel line, th
   responsiveness sample: its round trip is how long the page's main thread kept Python waiting.
 * frame gaps: a requestAnimationFrame loop in the page records the time between frames meanwhile.
 * echo: after the flood, keystrokes typed into the page (Playwright's keyboard) to `cat`, time until
-  the character is on the page's screen.
+  the character is on the page's screen. That figure includes Playwright's own latency (sending the
+  key, then polling the screen with `page.evaluate`: 6-16 ms on the limit page, where xterm.js
+  echoes the key itself in under 1 ms), so the same keystrokes are also timed inside the page with
+  performance.now() (0.1 ms steps in a page that is not cross-origin isolated): from the page's
+  keydown event (a capture listener on window, before xterm.js turns it into onData) to the write
+  callback of the xterm.js write that holds the echoed character (it has been parsed into the
+  terminal's buffer; it is drawn at the next animation frame). termshare's page reports its writes
+  through `window.termshare.onWritten`; on TermPair's frontend and on the limit page the bench wraps
+  the `write` method of the Terminal it reached, which their code calls on that object.
 
 termshare's page is read through its test hook (`window.termshare.screenText()`); TermPair's
 frontend keeps its xterm.js Terminal in a webpack module, which the bench reaches through the
-webpack chunk queue (read only). The limit is xterm.js itself (the version the web app bundles,
-from webapp/node_modules) writing the same bytes in the same Chromium, with the web app's flow
-control (4 MiB in flight, resume at 1 MiB) and the same renderer the web app picked.
+webpack chunk queue (read only, but for the echo timing's wrapper). The limit is xterm.js itself
+(the version the web app bundles, from webapp/node_modules) writing the same bytes in the same
+Chromium, with the web app's flow control (4 MiB in flight, resume at 1 MiB) and the same renderer
+the web app picked. Its echo is local (xterm.js onData -> write), so its in-page echo is the floor
+of xterm.js itself: what a key costs with no network, relay, shell or cryptography.
 """
 
 from __future__ import annotations
@@ -71,6 +81,30 @@ _COUNT_DECRYPTED = """(() => {
   };
 })();"""
 _DECRYPTED = "() => window.__benchDecrypted || 0"
+# In-page echo timing (see the docstring): when the page saw each ECHO_KEY keydown, and when each
+# echoed ECHO_KEY had been parsed by xterm.js. Returns false if the page offers no way to know.
+_ECHO_HOOK = """({key, termshare}) => {
+  const rec = window.__benchEcho = {keys: [], written: []};
+  const code = key.charCodeAt(0);
+  const seen = (data) => {
+    const now = performance.now();
+    for (let i = data.indexOf(typeof data === 'string' ? key : code); i >= 0;
+         i = data.indexOf(typeof data === 'string' ? key : code, i + 1)) rec.written.push(now);
+  };
+  if (termshare) {
+    if (typeof window.termshare.onWritten !== 'function') return false;
+    window.termshare.onWritten(seen);
+  } else {
+    const term = window.__benchTerm;
+    const write = term.write;
+    term.write = function (data, callback) {
+      return write.call(this, data, () => { seen(data); if (callback) callback(); });
+    };
+  }
+  window.addEventListener('keydown', (ev) => { if (ev.key === key) rec.keys.push(performance.now()); }, true);
+  return true;
+}"""
+_ECHO_RECORD = "() => window.__benchEcho"
 _RAF_STOP = "() => { window.__benchRaf = false; return window.__benchGaps || []; }"
 _SCREEN_HELPER = """() => {
   window.__benchScreen = (t) => {
@@ -289,6 +323,25 @@ async def _echo(page: Any, count_js: str, n: int, interval: float) -> tuple[list
     return samples, lost
 
 
+async def _echo_in_page(page: Any, count_js: str, n: int, interval: float, termshare: bool) -> dict[str, Any]:
+    """`_echo`, timed by Playwright and, where the page allows, inside the page (see the docstring)."""
+    hooked = await page.evaluate(_ECHO_HOOK, {"key": ECHO_KEY, "termshare": termshare})
+    out = _echo_figures(*await _echo(page, count_js, n, interval))
+    if not hooked:
+        out["echo_page_unavailable"] = "the page has no window.termshare.onWritten (an older build)"
+        return out
+    rec = await page.evaluate(_ECHO_RECORD)
+    keys, written = rec["keys"], rec["written"]
+    # cat echoes in order, so the i-th echoed key answers the i-th keydown; a lost echo (counted in
+    # echo_lost) leaves the two lists of different lengths, and then the figure is not computed.
+    out["echo_page_keys"], out["echo_page_echoes"] = len(keys), len(written)
+    if keys and len(keys) == len(written):
+        samples_ms = sorted(w - k for k, w in zip(keys, written, strict=True))
+        out["echo_page_p50_ms"] = _pct(samples_ms, 50)
+        out["echo_page_p99_ms"] = _pct(samples_ms, 99)
+    return out
+
+
 def _figures(size: int, seconds: float, rtts: list[float], gaps_ms: list[float]) -> dict[str, Any]:
     rtts = sorted(rtts)
     gaps = sorted(gaps_ms)
@@ -364,7 +417,7 @@ async def web_app(browser: Any, system: Any, relay: Relay, file: Path, size: int
             out["renderer"] = renderer
             out["screen_width_px"] = width
             if echo_n:
-                out |= _echo_figures(*await _echo(page, _count(screen), echo_n, echo_interval))
+                out |= await _echo_in_page(page, _count(screen), echo_n, echo_interval, system.name == "termshare")
             if errors:
                 out["page_errors"] = errors[:5]
             return out
@@ -400,5 +453,5 @@ async def xterm_alone(browser: Any, file: Path, size: int, timeout: float, webgl
         out = _figures(size, seconds, rtts, gaps) | {"renderer": renderer, "font_px": font, "screen_width_px": px,
                                                      "drawn_fraction": 1.0, "drawn_mb_per_s": size / seconds / MB}
         if echo_n:
-            out |= _echo_figures(*await _echo(page, _count(_TERM_SCREEN), echo_n, echo_interval))
+            out |= await _echo_in_page(page, _count(_TERM_SCREEN), echo_n, echo_interval, False)
         return out

@@ -5,7 +5,9 @@
 //                 fragment is #relay=…&sid=…&key=…
 //
 // `?embed=1` (query, never the secret) hides the header for iframes.
-// window.termshare = { screenText(), state(), viewers() } for tests and automation.
+// window.termshare = { screenText(), state(), viewers(), onWritten(fn) } for tests and automation;
+// onWritten(fn) calls fn(bytes) each time a chunk of the sharer's output has been parsed by the
+// terminal (the bench times keystroke echoes in the page with it); onWritten(null) stops.
 
 import { parseLink, formatLink, LinkError, deriveRoSecret } from './protocol/index.js';
 import { SessionDriver } from './net/session.js';
@@ -22,11 +24,18 @@ const SR_KEY = 'termshare.screenReader';
 let current = { phase: 'idle', viewers: null };
 /** @type {TerminalView|null} */
 let view = null;
+/** @type {((data: Uint8Array) => void)|null} */
+let writeListener = null;
 
 window.termshare = Object.freeze({
   screenText: () => (view ? view.screenText() : ''),
   state: () => current.phase,
   viewers: () => (typeof current.viewers === 'number' ? current.viewers : 0),
+  onWritten: (/** @type {((data: Uint8Array) => void)|null} */ fn) => {
+    if (fn !== null && typeof fn !== 'function') throw new TypeError('onWritten takes a function or null');
+    writeListener = fn;
+    if (view) view.onWritten = fn;
+  },
 });
 
 function readScreenReaderPref() {
@@ -110,6 +119,7 @@ async function startViewer(root, link, opts) {
 
   installCspStyleShim();
   view = new TerminalView(stage, { screenReaderMode: screenReader });
+  view.onWritten = writeListener;
   // Clicking anywhere on the stage focuses the terminal (for typing on read-write links).
   stage.addEventListener('mousedown', (ev) => { if (ev.target === stage) { ev.preventDefault(); view?.focus(); } });
 

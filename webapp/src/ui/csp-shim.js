@@ -20,7 +20,8 @@ export function installCspStyleShim() {
 
   const origSetAttribute = Element.prototype.setAttribute;
   Element.prototype.setAttribute = function setAttribute(name, value) {
-    if (this instanceof HTMLElement && String(name).toLowerCase() === 'style') {
+    // Runs on every setAttribute() in the page, the renderer's included: the cheap tests first.
+    if (typeof name === 'string' && name.length === 5 && name.toLowerCase() === 'style' && this instanceof HTMLElement) {
       this.style.cssText = String(value);
       return;
     }
@@ -61,7 +62,8 @@ export function installCspStyleShim() {
 
   const origCreateElement = Document.prototype.createElement;
   Document.prototype.createElement = function createElement(tagName, options) {
-    if (this === document && String(tagName).toLowerCase() === 'style') {
+    // Called for every span the DOM renderer draws: the cheap tests first, no string made per call.
+    if (this === document && typeof tagName === 'string' && tagName.length === 5 && tagName.toLowerCase() === 'style') {
       // An inert element instead of <style> (browsers report a CSP violation for any inline
       // <style>, whatever its type); app.css hides it. `sheet` is the mirrored stylesheet, for
       // code that calls sheet.insertRule().

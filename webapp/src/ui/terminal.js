@@ -54,6 +54,24 @@ const nextFrame = () => new Promise((resolve) => {
   setTimeout(finish, 100);
 });
 
+// Rasterisers that run WebGL on the CPU. Chromium hands out SwiftShader without reporting a major
+// performance caveat (headless, --disable-gpu, blocklisted GPUs), and there xterm.js's WebGL
+// renderer blocks the main thread on the GPU process: in headless Chromium on 2 cores it drew a
+// flood at 4-5 MB/s against 12-13 MB/s for the DOM renderer (bench/browser.py, "limit").
+const SOFTWARE_GL = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render/i;
+
+/** Whether a WebGL context is rasterised in software (as far as the browser tells). @param {WebGL2RenderingContext} gl */
+function softwareGl(gl) {
+  let name = String(gl.getParameter(gl.RENDERER) ?? '');
+  // Chromium and Safari report a generic "WebKit WebGL" there and the real renderer only through
+  // this extension (Firefox deprecated the extension and reports a sanitised name instead).
+  if (/^webkit webgl$/i.test(name)) {
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    if (info) name = String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL) ?? '');
+  }
+  return SOFTWARE_GL.test(name);
+}
+
 export class TerminalView {
   /**
    * @param {HTMLElement} stage the scrollable area the terminal is centred in
@@ -91,6 +109,8 @@ export class TerminalView {
     this.rows = 24;
     /** bytes given to term.write() whose callback has not run yet */
     this.backlog = 0;
+    /** Called with each chunk of output once xterm.js has parsed it (window.termshare.onWritten). @type {((data: Uint8Array) => void)|null} */
+    this.onWritten = null;
     /** @type {(() => void)[]} */
     this._drainWaiters = [];
     this._cprExpected = 0;
@@ -123,7 +143,7 @@ export class TerminalView {
       // A software-emulated WebGL (no GPU, e.g. a VM or headless browser) draws slower than the
       // DOM renderer and blocks the page under a flood: take WebGL only when it is accelerated.
       const probe = document.createElement('canvas').getContext('webgl2', { failIfMajorPerformanceCaveat: true });
-      if (!probe) return; // no accelerated WebGL2: keep the DOM renderer
+      if (!probe || softwareGl(probe)) return; // keep the DOM renderer
       const webgl = new WebglAddon();
       webgl.onContextLoss(() => {
         webgl.dispose(); // falls back to the DOM renderer
@@ -183,6 +203,7 @@ export class TerminalView {
     this.term.write(data, () => {
       this.backlog -= n;
       this._wakeDrainWaiters();
+      if (this.onWritten !== null) this.onWritten(data);
     });
   }
 
