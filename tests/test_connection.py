@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import struct
@@ -243,6 +244,31 @@ def test_a_relay_that_stops_answering_pings_is_dropped(monkeypatch: pytest.Monke
         assert conn.close_code == 1006  # no close frame came back
 
     run_scripted(script, client)
+
+
+def test_a_relay_that_keeps_talking_is_not_pinged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anything received is a sign of life: an idle client does not add its own pings to the
+    relay's (the idle cost of thousands of connections)."""
+    monkeypatch.setattr(connection, "PING_INTERVAL", 0.05)
+    monkeypatch.setattr(connection, "PING_TIMEOUT", 0.05)
+    pinged = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        for _ in range(25):  # 0.5 s of a frame every 20 ms, never answering a ping
+            writer.write(server_frame(0x2, b"tick"))
+            with contextlib.suppress(TimeoutError):
+                pinged.append(await asyncio.wait_for(client_frame(reader), 0.02))
+        writer.write(server_frame(0x8, struct.pack("!H", 1000)))
+        await client_frame(reader)
+
+    async def client(url: str) -> None:
+        conn = await RelayConnection.open(url, lambda m: None)
+        await conn.wait_closed()
+        assert conn.close_code == 1000  # closed by the relay, not by a keepalive timeout
+
+    run_scripted(script, client)
+    assert pinged == []
 
 
 def test_an_error_in_the_message_callback_surfaces_from_wait_closed() -> None:
