@@ -203,12 +203,14 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
 def test_stalled_sharer_path_is_detected_and_resumed() -> None:
     """The sharer's TCP path goes silent (no RST, no FIN): websocket pings notice, share reconnects."""
     relay = Relay()
+    shares: list[HeadlessShare] = []  # closed below however the scenario ends
 
     async def scenario() -> tuple[float, Recorder, HeadlessShare]:
         proxy = Proxy(relay.port)
         await proxy.start()
         share = await asyncio.to_thread(
             HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port), "--cmd", TICKER.format(n=300, pause=0.1))
+        shares.append(share)
         url = share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/")
         rec = Recorder(url)
         task = asyncio.create_task(rec.run())
@@ -225,13 +227,14 @@ def test_stalled_sharer_path_is_detected_and_resumed() -> None:
             await proxy.close()
         return back, rec, share
 
-    back, rec, share = asyncio.run(scenario())
     try:
+        back, rec, _ = asyncio.run(scenario())
         print(f"\nstalled sharer path: resumed {back:.1f} s after the stall")
         output_ticks_in_order(rec)
         assert back < timeout(25)
     finally:
-        share.close()
+        for share in shares:
+            share.close()
         relay.close()
 
 
