@@ -66,6 +66,23 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def summary(results: list[Any], failed: str | None = None) -> dict[str, Any]:
+    """summarize() of the runs that worked. When none did: {"error": failed}, or with no `failed`
+    given, the failure of the one run."""
+    runs = [r for r in results if r and "error" not in r]
+    if runs:
+        return summarize(runs)
+    if failed is None and len(results) == 1 and results[0] is not None:
+        only: dict[str, Any] = results[0]
+        return only
+    return {"error": failed or "every run failed"}
+
+
+def _unavailable(workload: str, reason: str) -> dict[str, Any]:
+    print(f"  {workload} unavailable: {reason}", file=sys.stderr)
+    return {"unavailable": reason}
+
+
 class Bench:
     def __init__(self, cfg: dict[str, Any], out: Path, ref: reference.Reference) -> None:
         self.cfg = cfg
@@ -102,18 +119,16 @@ class Bench:
         runs = []
         for _ in range(c["repeats"]):
             r = await self.each("throughput", "limit", lambda: asyncio.to_thread(workloads.pty_drain, self.file, c["tp_bytes"], 60))
-            if r and "error" not in r:
-                runs.append(r)
-        res["limit"] = summarize(runs) if runs else {"error": "pty drain failed"}
+            runs.append(r)
+        res["limit"] = summary(runs, "pty drain failed")
         for system in self.systems:
             size = c["tp_bytes"] if system.name == "termshare" else c["tp_ref_bytes"]
             runs = []
             for _ in range(c["repeats"]):
                 async with self.relay(system) as relay:
                     r = await self.each("throughput", system, lambda: workloads.throughput(system, relay, self.file, size, 120))
-                if r and "error" not in r:
-                    runs.append(r)
-            res[system.name] = summarize(runs) if runs else {"error": "every run failed"}
+                runs.append(r)
+            res[system.name] = summary(runs, "every run failed")
             res[system.name]["bytes_per_run"] = size
         return res
 
@@ -126,16 +141,16 @@ class Bench:
             flood = self.file if cond == "flood" else None
             r = await self.each(f"echo {cond}", "limit", lambda: asyncio.to_thread(
                 workloads.pty_echo, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
-            res[cond]["limit"] = summarize([r]) if r and "error" not in r else r
+            res[cond]["limit"] = summary([r])
             if cond == "idle":
                 r = await self.each("echo floor", "3 asyncio processes", lambda: floor.echo_floor(
                     c["echo_n"], c["echo_interval"]))
-                res[cond]["floor"] = summarize([r]) if r and "error" not in r else r
+                res[cond]["floor"] = summary([r])
             for system in self.systems:
                 async with self.relay(system) as relay:
                     r = await self.each(f"echo {cond}", system, lambda: workloads.echo_latency(
                         system, relay, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
-                res[cond][system.name] = summarize([r]) if r and "error" not in r else r
+                res[cond][system.name] = summary([r])
         return res
 
     async def fanout(self) -> dict[str, Any]:
@@ -149,7 +164,7 @@ class Bench:
                     size = max(64 * 1024, min(size, c["fan_ref_total"] // n))
                 async with self.relay(system) as relay:
                     r = await self.each(f"fan-out {n}", system, lambda: workloads.fanout(system, relay, self.file, n, size, 120))
-                res[str(n)][system.name] = summarize([r]) if r and "error" not in r else r
+                res[str(n)][system.name] = summary([r])
         return res
 
     async def stalled(self) -> dict[str, Any]:
@@ -162,7 +177,7 @@ class Bench:
                 async with self.relay(system) as relay:
                     r = await self.each(f"stalled viewer{'' if stall else ' (baseline)'}", system, lambda: workloads.stalled(
                         system, relay, self.file, c["stall_others"], size, c["stall_timeout"], stall))
-                res[system.name]["stalled" if stall else "baseline"] = summarize([r]) if r and "error" not in r else r
+                res[system.name]["stalled" if stall else "baseline"] = summary([r])
         return res
 
     async def idle(self) -> dict[str, Any]:
@@ -172,7 +187,7 @@ class Bench:
             async with self.relay(system) as relay:
                 r = await self.each("idle sessions", system, lambda: workloads.idle_cost(
                     system, relay, c["idle_sessions"], c["idle_viewers"], c["idle_seconds"], 120))
-            res[system.name] = summarize([r]) if r and "error" not in r else r
+            res[system.name] = summary([r])
         return res
 
     async def startup(self) -> dict[str, Any]:
@@ -183,16 +198,14 @@ class Bench:
         import compileall
 
         compileall.compile_dir(str(Path(__file__).parents[1] / "termshare"), quiet=1)
-        runs = [workloads.python_floor() for _ in range(c["startup_repeats"])]
-        res["limit"] = summarize(runs)
+        res["limit"] = summarize([workloads.python_floor() for _ in range(c["startup_repeats"])])
         for system in self.systems:
             runs = []
             async with self.relay(system) as relay:
                 for _ in range(c["startup_repeats"]):
                     r = await self.each("start-up", system, lambda: asyncio.to_thread(workloads.startup, system, relay))
-                    if r and "error" not in r:
-                        runs.append(r)
-            res[system.name] = summarize(runs) if runs else {"error": "every run failed"}
+                    runs.append(r)
+            res[system.name] = summary(runs, "every run failed")
         return res
 
     def footprint(self, results: dict[str, Any]) -> dict[str, Any]:
@@ -215,8 +228,7 @@ class Bench:
         c = self.cfg
         reason = webpage.unavailable()
         if reason is not None:
-            print(f"  browser unavailable: {reason}", file=sys.stderr)
-            return {"unavailable": reason}
+            return _unavailable("browser", reason)
         sizes = {s.name: c["browser_bytes"] if s.name == "termshare" else c["browser_ref_bytes"] for s in self.systems}
         res: dict[str, Any] = {"bytes": sizes | {"limit": c["browser_bytes"]}, "echo_keystrokes": c["browser_echo_n"],
                                "limit_is": "xterm.js alone (webapp/node_modules, the version the web app bundles) "
@@ -226,9 +238,7 @@ class Bench:
             chromium = await stack.enter_async_context(webpage.chromium())
         except Exception as exc:  # noqa: BLE001 - a Chromium that does not start is "unavailable", as in tests/browser
             await stack.aclose()
-            reason = f"Chromium does not start under Playwright: {type(exc).__name__}: {exc}"
-            print(f"  browser unavailable: {reason}", file=sys.stderr)
-            return {"unavailable": reason}
+            return _unavailable("browser", f"Chromium does not start under Playwright: {type(exc).__name__}: {exc}")
         async with stack:
             for system in self.systems:
                 size = sizes[system.name]
@@ -238,11 +248,10 @@ class Bench:
                         r = await self.each("browser", system, lambda: webpage.web_app(
                             chromium, system, relay, self.file, size, 60 + size / MB * 5, c["browser_echo_n"],
                             c["echo_interval"]))
-                    if r and "error" not in r:
-                        runs.append(r)
-                res[system.name] = summarize(runs) if runs else {"error": "every run failed"}
-                if runs:
-                    res[system.name]["renderer"] = runs[0]["renderer"]
+                    runs.append(r)
+                res[system.name] = summary(runs, "every run failed")
+                if "runs" in res[system.name]:
+                    res[system.name]["renderer"] = res[system.name]["runs"][0]["renderer"]
             reason = webpage.limit_unavailable()
             if reason is not None:
                 res["limit"] = {"unavailable": reason}
@@ -254,13 +263,12 @@ class Bench:
                 r = await self.each("browser", "limit", lambda: webpage.xterm_alone(
                     chromium, self.file, c["browser_bytes"], 60 + c["browser_bytes"] / MB * 5, webgl,
                     c["browser_echo_n"], c["echo_interval"], width))
-                if r and "error" not in r:
-                    runs.append(r)
-            res["limit"] = summarize(runs) if runs else {"error": "every run failed"}
+                runs.append(r)
+            res["limit"] = summary(runs, "every run failed")
             if webgl and c["browser_dom_limit"]:  # what the renderer costs here (WebGL in headless Chromium is software)
                 r = await self.each("browser (DOM renderer)", "limit", lambda: webpage.xterm_alone(
                     chromium, self.file, c["browser_bytes"], 60 + c["browser_bytes"] / MB * 5, False, 0, 0, width))
-                res["limit_dom_renderer"] = summarize([r]) if r and "error" not in r else r
+                res["limit_dom_renderer"] = summary([r])
         return res
 
     async def cluster(self) -> dict[str, Any]:
@@ -268,8 +276,7 @@ class Bench:
         c = self.cfg
         reason = cluster.unavailable()
         if reason is not None:
-            print(f"  cluster unavailable: {reason}", file=sys.stderr)
-            return {"unavailable": reason}
+            return _unavailable("cluster", reason)
         res: dict[str, Any] = {"nodes": c["cluster_nodes"], "viewers": c["cluster_viewers"],
                                "per_viewer_bytes": c["cluster_bytes"], "sessions": c["cluster_sessions"],
                                "reference": "in_memory"}
@@ -290,7 +297,7 @@ class Bench:
                             }
                             for part, fn in parts.items():
                                 r = await self.each(f"{label} {part}", "termshare", fn)
-                                entry[part] = summarize([r]) if r and "error" not in r else r
+                                entry[part] = summary([r])
                     except procs.BenchError as exc:
                         self._fail(f"{label} [termshare]: {exc}")
                         entry = {"error": str(exc)}

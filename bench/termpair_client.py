@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .viewer import WebsocketsViewer
+from .viewer import WebsocketsViewer, close_websocket
 
 _IV = 12
 
@@ -132,13 +132,7 @@ class TpIdleSharer:
                 pass  # new_browser_connected: an idle sharer does not hand out keys
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 2)
+        await close_websocket(self._task, self.ws)
 
 
 class TpIdleViewer(TpViewer):

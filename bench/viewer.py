@@ -105,13 +105,18 @@ class WebsocketsViewer(BenchViewer):
             self.ws.transport.pause_reading()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.transport.abort() if self._paused else await asyncio.wait_for(self.ws.close(), 2)
+        await close_websocket(self._task, self.ws, abort=self._paused)
+
+
+async def close_websocket(reader: asyncio.Task[None] | None, ws: ClientConnection | None, abort: bool = False) -> None:
+    """Stop the task reading `ws`, then close it (abort: drop it, for a viewer that stopped reading)."""
+    if reader is not None:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+    if ws is not None:
+        with contextlib.suppress(Exception):
+            ws.transport.abort() if abort else await asyncio.wait_for(ws.close(), 2)
 
 
 def shrink_receive_buffer(transport: asyncio.BaseTransport) -> None:

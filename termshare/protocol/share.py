@@ -154,6 +154,11 @@ class ShareProtocol:
     def viewer_count(self) -> int:
         return len(self._channels)
 
+    @property
+    def viewers(self) -> dict[int, bool]:
+        """The welcomed viewers: id -> whether its link may type."""
+        return {vid: channel.can_write for vid, channel in self._channels.items()}
+
     # -- driver interface -----------------------------------------------------------------------
     def frames_to_send(self) -> list[bytes]:
         frames, self._frames = self._frames, []
@@ -205,6 +210,8 @@ class ShareProtocol:
         channel = self._channels.get(viewer_id)
         if channel is None:
             raise InvalidState(f"no viewer {viewer_id}")
+        if self.state is not ShareState.LIVE:  # REMOVED and the key rotation must reach the relay now
+            raise InvalidState("the share is reconnecting to the relay: try again in a moment")
         self._send_direct(viewer_id, channel, RemovedMessage())
         self._reject(viewer_id, RejectReason.REMOVED)
 
@@ -371,12 +378,13 @@ class ShareProtocol:
         signature = self._sign_private.sign(group_signed_data(self.sid, packed, ciphertext))
         self._group_seq += 1
         self._frames.append(packed + ciphertext + signature)
-        for vid in list(self._resync_wanted):  # usually empty: nothing per viewer on the output path
-            channel = self._channels.get(vid)
-            if channel is None:
-                self._resync_wanted.discard(vid)  # left or removed meanwhile
-            else:
-                self._send_snapshot(vid, channel)
+        if self._resync_wanted:  # usually empty: nothing per viewer on the output path
+            for vid in list(self._resync_wanted):
+                channel = self._channels.get(vid)
+                if channel is None:
+                    self._resync_wanted.discard(vid)  # left or removed meanwhile
+                else:
+                    self._send_snapshot(vid, channel)
 
 
 def _frame(kind: FrameKind, body: bytes = b"", viewer_id: int = 0) -> bytes:

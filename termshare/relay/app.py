@@ -154,8 +154,9 @@ class Relay:
         def too_slow() -> None:
             log("closed", role=role, sid=logged_sid, code=int(CloseCode.TOO_SLOW), reason="too slow")
 
+        extensions = ws.scope.get("extensions") or {}  # relay/websocket.py's synchronous send and receive
         outbox = Outbox(ws, self.config.soft_cap, self.config.hard_cap, self.outbox_stats, too_slow,
-                        skip_hint=not is_sharer, send_now=ws.scope.get("extensions", {}).get(SEND_EXTENSION))
+                        skip_hint=not is_sharer, send_now=extensions.get(SEND_EXTENSION))
         outbox.task = asyncio.create_task(outbox.run())
         self.outboxes[conn] = outbox
         self.connections_total[role] += 1
@@ -165,7 +166,7 @@ class Relay:
                 await self.cluster.serve(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox))
             else:
                 await self.serve_local(conn, sid, self.client_ip(ws), is_sharer, _frames(ws, outbox),
-                                       receive_with=ws.scope.get("extensions", {}).get(RECEIVE_EXTENSION))
+                                       receive_with=extensions.get(RECEIVE_EXTENSION))
         finally:
             await self._release(conn, role, outbox)
 

@@ -28,7 +28,7 @@ from typing import Any, Final
 from ..connection import RelayConnection, WebSocketError
 from ..net import websocket_url
 from ..protocol import events as ev
-from ..protocol.errors import TermshareError
+from ..protocol.errors import InvalidState, TermshareError
 from ..protocol.share import ShareProtocol, ShareState
 from ..protocol.wire import MAX_OUTPUT, CloseCode
 from ..sender import Sender
@@ -95,7 +95,7 @@ class ShareSession:
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
         self._connected_once = asyncio.Event()
-        self._viewers: dict[int, tuple[bool, float]] = {}  # viewer id -> (can write, joined at: Unix time)
+        self._joined: dict[int, float] = {}  # viewer id -> when it joined (Unix time), for `termshare viewers`
         self._control: ControlServer | None = None
 
     # -- links and messages -------------------------------------------------------------------
@@ -390,12 +390,12 @@ class ShareSession:
         if isinstance(event, ev.Input):
             self._type(event.data)
         elif isinstance(event, ev.ViewerJoined):
-            self._viewers[event.viewer_id] = (event.can_write, time.time())
+            self._joined[event.viewer_id] = time.time()
             self._emit("viewer_joined", viewer_id=event.viewer_id, can_write=event.can_write,
                        viewers=self.protocol.viewer_count)
             self._title()
         elif isinstance(event, ev.ViewerLeft | ev.ViewerRejected):
-            self._viewers.pop(event.viewer_id, None)
+            self._joined.pop(event.viewer_id, None)
             self._emit("viewer_left", viewer_id=event.viewer_id, viewers=self.protocol.viewer_count)
             self._title()
         elif isinstance(event, ev.Registered) and event.resumed:
@@ -429,15 +429,16 @@ class ShareSession:
     def _control_request(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("cmd")
         if command == "viewers":
-            return {"viewers": [{"id": vid, "can_write": can_write, "joined": joined}
-                                for vid, (can_write, joined) in sorted(self._viewers.items())]}
+            return {"viewers": [{"id": vid, "can_write": can_write, "joined": self._joined.get(vid, 0.0)}
+                                for vid, can_write in sorted(self.protocol.viewers.items())]}
         if command == "remove":
             vid = request.get("viewer")
-            if not isinstance(vid, int) or isinstance(vid, bool) or vid not in self._viewers:
+            if not isinstance(vid, int) or isinstance(vid, bool) or vid not in self.protocol.viewers:
                 return {"error": f"no viewer {vid} in this session"}
-            if self.protocol.state is not ShareState.LIVE:
-                return {"error": "the share is reconnecting to the relay: try again in a moment"}
-            self.protocol.remove_viewer(vid)
+            try:
+                self.protocol.remove_viewer(vid)
+            except InvalidState as exc:
+                return {"error": str(exc)}
             self._pump()
             return {"ok": True}
         return {"error": f"unknown command {command!r}"}

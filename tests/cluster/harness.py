@@ -17,13 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..procs import Relay, stop, timeout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from ..procs import Relay, free_port, stop, timeout
 
 
 def need_redis() -> str:

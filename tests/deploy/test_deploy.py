@@ -6,19 +6,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from ..certs import self_signed
 from ..cluster.harness import RedisServer, node
-from ..procs import ROOT, HeadlessShare, Relay, read_until, stop, termshare, timeout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from ..procs import ROOT, HeadlessShare, Relay, free_port, read_until, stop, termshare, timeout
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
@@ -62,20 +57,26 @@ http {{
     return conf
 
 
+def start_nginx(conf: Path, prefix: Path, port: int) -> subprocess.Popen[bytes]:
+    """nginx with `conf`, once it accepts connections on `port` (or after 5 s: the test then fails clearly)."""
+    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(prefix)],
+                             start_new_session=True, stderr=subprocess.PIPE)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return nginx
+
+
 def test_session_through_nginx_with_tls_and_a_path_prefix(tmp_path: Path) -> None:
     relay = Relay("--trust-proxy")
     https_port = free_port()
     conf = nginx_config(tmp_path, relay.port, https_port)
-    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(tmp_path)],
-                             start_new_session=True, stderr=subprocess.PIPE)
+    nginx = start_nginx(conf, tmp_path, https_port)
     share = viewer = None
     try:
-        for _ in range(50):
-            try:
-                socket.create_connection(("127.0.0.1", https_port), 0.2).close()
-                break
-            except OSError:
-                subprocess.run(["sleep", "0.1"])
         base = f"https://127.0.0.1:{https_port}/termshare/"
         share = HeadlessShare("--relay", base, "--cafile", str(tmp_path / "cert.pem"),
                               "--cmd", "sh -c 'echo through-nginx-$((6*7)); sleep 30'")
@@ -117,16 +118,9 @@ def test_cluster_nodes_behind_nginx_meet_on_one_home_per_session(tmp_path: Path)
     https_port = free_port()
     conf = nginx_config(tmp_path, nodes[0].port, https_port, tuple(n.port for n in nodes[1:]))
     assert all(f"server 127.0.0.1:{n.port} " in (tmp_path / "site.conf").read_text() for n in nodes)
-    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(tmp_path)],
-                             start_new_session=True, stderr=subprocess.PIPE)
+    nginx = start_nginx(conf, tmp_path, https_port)
     shares, viewers = [], []
     try:
-        for _ in range(50):
-            try:
-                socket.create_connection(("127.0.0.1", https_port), 0.2).close()
-                break
-            except OSError:
-                subprocess.run(["sleep", "0.1"])
         base = f"https://127.0.0.1:{https_port}/termshare/"
         cafile = str(tmp_path / "cert.pem")
         for i in range(4):  # several sessions, so that more than one node is likely to be a home

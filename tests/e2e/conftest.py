@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,13 +38,6 @@ def timeout(seconds: float = 10.0) -> float:
 
 def termshare(*args: str) -> list[str]:
     return [sys.executable, "-m", "termshare", *args]
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (bound to 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 

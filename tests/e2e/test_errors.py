@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from .conftest import SHELL_CMD, Procs, Relay, free_port, start_json_share, termshare, timeout
+from ..procs import free_port
+from .conftest import SHELL_CMD, Procs, Relay, start_json_share, termshare, timeout
 
 SID = "AAAAAAAAAAAAAAAA"
 SECRET = "B" * 43  # 16-byte secret and 16-byte key fingerprint, base64url

@@ -56,8 +56,19 @@ def test_viewer_count_follows_joins_and_leaves() -> None:
     a, _ = net.join()
     net.join()
     assert net.share.viewer_count == 2
+    assert len(net.share.viewers) == 2
     net.leave(a)
     assert net.share.viewer_count == 1
+
+
+def test_a_viewer_is_removed_only_while_the_relay_is_reachable() -> None:
+    net = Net()
+    net.join()
+    (vid,) = net.share.viewers
+    net.share.connection_lost()
+    with pytest.raises(InvalidState, match="reconnecting"):
+        net.share.remove_viewer(vid)
+    assert list(net.share.viewers) == [vid]  # still there
 
 
 def test_ended_share_refuses_connect_and_output_but_tolerates_end_and_connection_lost() -> None:

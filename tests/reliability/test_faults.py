@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 import time
 
 import pytest
@@ -15,17 +14,11 @@ import pytest
 from termshare.protocol import events as ev
 from termshare.protocol.wire import FrameKind
 
-from ..procs import HeadlessShare, Relay, stop, timeout
+from ..procs import HeadlessShare, Relay, free_port, stop, timeout
 from .client import Recorder
 from .proxy import Proxy
 
 TICKER = "sh -c 'i=0; while [ $i -lt {n} ]; do echo tick-$i; i=$((i+1)); sleep {pause}; done'"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ticks(data: bytes) -> list[int]:
