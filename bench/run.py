@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from termshare import malloc
+
 from . import browser as webpage
 from . import cluster, floor, payload, procs, reference, report, workloads
 from .systems import Relay, TermPair, Termshare
@@ -338,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip TermPair (ratios shown as n/a)")
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    malloc.tune()  # the viewers here run `termshare join`'s code, and join's process does this
     cfg = MODES[mode]
     only = {w.strip() for w in args.only.split(",") if w.strip()}
 

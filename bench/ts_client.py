@@ -54,6 +54,7 @@ class TsViewer(BenchViewer):
     def _on_message(self, message: bytes) -> None:
         assert self.conn is not None
         self.wire_bytes += len(message)
+        self.frames += 1
         protocol = self.protocol
         protocol.receive_frame(message)
         for frame in protocol.frames_to_send():

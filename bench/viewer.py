@@ -25,6 +25,7 @@ class BenchViewer:
     def __init__(self) -> None:
         self.output_bytes = 0
         self.wire_bytes = 0
+        self.frames = 0  # websocket messages received
         self.snapshots = 0
         self.broken = 0
         self.last_output_at = 0.0
@@ -51,7 +52,7 @@ class BenchViewer:
         await asyncio.wait_for(self.live.wait(), timeout)
 
     def reset_counters(self, target: int = 0) -> None:
-        self.output_bytes = self.wire_bytes = 0
+        self.output_bytes = self.wire_bytes = self.frames = 0
         self.target = target
         self.reached.clear()
 
@@ -88,6 +89,7 @@ class WebsocketsViewer(BenchViewer):
         try:
             async for message in self.ws:
                 self.wire_bytes += len(message)  # text is JSON (ASCII): characters are bytes
+                self.frames += 1
                 if await self._handle(message):
                     break
                 if self._paused:

@@ -87,6 +87,7 @@ async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: 
             "complete": v.output_bytes == size,
             "seconds": elapsed,
             "wire_per_byte": v.wire_bytes / max(v.output_bytes, 1),
+            "frame_kb": v.wire_bytes / max(v.frames, 1) / 1000,
             "share_rss_peak_mb": share_rss.peak / MB,
             "relay_cpu_s": procs.cpu_seconds(relay.pid) - relay_cpu0,
             "share_cpu_s": procs.cpu_seconds(share.pid) - share_cpu0,
@@ -216,6 +217,7 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
             # What one saturated relay core would deliver at this cost: the relay's capacity, which
             # the aggregate cannot show when the bench's own viewers are the busiest process.
             "relay_mb_per_cpu_s": total / MB / max(cpu, 0.01),
+            "frame_kb": sum(v.wire_bytes for v in viewers) / max(sum(v.frames for v in viewers), 1) / 1000,
             "relay_cpu_share": cpu / elapsed,  # fraction of one core
             "viewers_cpu_share": own / elapsed,  # the bench process, where all viewers run
             "share_cpu_share": share_cpu / elapsed,

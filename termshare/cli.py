@@ -146,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in ("serve", "share", "join"):
+        from .malloc import tune
+
+        tune()
     try:
         commands = {"serve": _serve, "share": _share, "join": _join, "sessions": _sessions, "viewers": _viewers,
                     "remove": _remove}
