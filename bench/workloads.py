@@ -20,6 +20,7 @@ from typing import Any
 
 from . import procs
 from .systems import Relay, sh
+from .viewer_pool import ViewerPool
 
 MB = 1_000_000
 
@@ -191,41 +192,40 @@ def _pct(sorted_samples: Sequence[float], pct: float) -> float:
 # -- 3. fan-out ------------------------------------------------------------------------------------------
 async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: int, timeout: float) -> dict[str, Any]:
     share = system.start_share(relay, _gate(size, file))
-    viewers: list[Any] = []
+    pool = ViewerPool(system.name, share.url, viewers_n)
     try:
         t_join = time.perf_counter()
-        viewers = await _start_viewers(system, share.url, viewers_n, 60)
+        await pool.start()
         join_s = time.perf_counter() - t_join
         await asyncio.sleep(0.3)  # let the join notices (viewer counts) settle
-        for v in viewers:
-            v.reset_counters(size)
-            v.broken = 0
-        cpu0, own0, share0 = procs.cpu_seconds(relay.pid), time.process_time(), procs.cpu_seconds(share.pid)
-        t0 = time.perf_counter()
-        await viewers[0].send_input(b"g")
-        await _all_reached(viewers, timeout)
-        elapsed = max(max(v.last_output_at for v in viewers) - t0, 1e-9)
+        cpu0, share0 = procs.cpu_seconds(relay.pid), procs.cpu_seconds(share.pid)
+        viewers0 = sum(procs.cpu_seconds(pid) for pid in pool.pids)
+        t0, got = await pool.run(size, timeout)
+        elapsed = max(got["last_output_at"] - t0, 1e-9)
         cpu = procs.cpu_seconds(relay.pid) - cpu0
-        own, share_cpu = time.process_time() - own0, procs.cpu_seconds(share.pid) - share0
-        total = sum(v.output_bytes for v in viewers)
+        share_cpu = procs.cpu_seconds(share.pid) - share0
+        viewers_cpu = sum(procs.cpu_seconds(pid) for pid in pool.pids) - viewers0
+        total = sum(got["bytes"])
         return {
             "viewers": viewers_n,
+            "viewer_processes": len(pool.pids),
             "aggregate_mb_per_s": total / elapsed / MB,
             "per_viewer_mb": size / MB,
-            "complete_viewers": sum(1 for v in viewers if v.output_bytes == size and not v.broken),
+            "complete_viewers": sum(1 for b, broken in zip(got["bytes"], got["broken"], strict=True)
+                                    if b == size and not broken),
+            "frame_kb": got["wire_bytes"] / max(got["frames"], 1) / 1000,
             "relay_cpu_s_per_mb": cpu / max(total / MB, 1e-9),
             # What one saturated relay core would deliver at this cost: the relay's capacity, which
-            # the aggregate cannot show when the bench's own viewers are the busiest process.
+            # the aggregate cannot show when the viewers are the busiest processes.
             "relay_mb_per_cpu_s": total / MB / max(cpu, 0.01),
-            "frame_kb": sum(v.wire_bytes for v in viewers) / max(sum(v.frames for v in viewers), 1) / 1000,
             "relay_cpu_share": cpu / elapsed,  # fraction of one core
-            "viewers_cpu_share": own / elapsed,  # the bench process, where all viewers run
+            "viewers_cpu_share": viewers_cpu / elapsed,  # all viewer processes together
             "share_cpu_share": share_cpu / elapsed,
             "seconds": elapsed,
             "join_seconds": join_s,
         }
     finally:
-        await _close(viewers)
+        await pool.close()
         share.stop()
 
 

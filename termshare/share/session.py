@@ -249,14 +249,17 @@ class ShareSession:
     def _on_pty(self) -> None:
         # A PTY hands out at most a few KiB per read: drain what is there in one go, so the
         # per-callback work below runs once per batch instead of once per read. readv into one
-        # reused buffer: no allocation per read, one copy per batch. A batch is at most
-        # READ_BATCH (= MAX_OUTPUT): one frame, sent without being cut.
+        # reused buffer: no allocation per read, one copy per batch. A batch stops where the
+        # pending frame is full (READ_BATCH = MAX_OUTPUT): bulk output travels in full frames,
+        # each costing the relay and every viewer one signature check; the rest is read on the
+        # loop's next pass.
         if self._read_buffer is None:
             self._read_buffer = memoryview(bytearray(READ_BATCH))
-        buffer = self._read_buffer
+        limit = READ_BATCH - self._pending_size
+        buffer = self._read_buffer[:limit]
         size = 0
         closed = False
-        while size < READ_BATCH:
+        while size < limit:
             try:
                 got = os.readv(self._master, (buffer[size:],))
             except BlockingIOError:
