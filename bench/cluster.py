@@ -3,8 +3,8 @@
 The same three measurements run on each cluster size and on one in-memory relay (no --redis), the
 reference of every ratio (TermPair has no cluster mode):
 
-* fan-out: the sharer on node 1, viewers round-robin over the nodes (viewer i on node i mod n), all
-  in the bench process; aggregate MB/s, viewers that got every byte, and the CPU it took: every
+* fan-out: the sharer on node 1, viewers round-robin over the nodes, in one worker process per
+  core (bench/viewer_pool.py, as the fan-out workload); aggregate MB/s, viewers that got every byte, and the CPU it took: every
   node's and Redis's, per MB delivered and per output frame (frames counted by the home node's
   /metrics);
 * echo: keystrokes from a viewer on the last node (a remote node once there are two) to `cat` shared
@@ -35,7 +35,8 @@ from typing import Any
 from . import procs
 from .systems import Relay, Termshare
 from .ts_client import TsIdleSharer, TsViewer
-from .workloads import _all_reached, _close, _gate, _start_viewers, echo_latency, open_idle_sessions
+from .viewer_pool import ViewerPool
+from .workloads import _close, _gate, echo_latency, open_idle_sessions
 
 MB = 1_000_000
 
@@ -122,52 +123,47 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
                  timeout: float) -> dict[str, Any]:
     system = Termshare()
     share = system.start_share(nodes[0], _gate(size, file))
-    viewers: list[Any] = []
+    pool = ViewerPool(system.name, [at(share.url, node.port) for node in nodes], viewers_n)
     try:
-        urls = [at(share.url, node.port) for node in nodes]
-        viewers = await _start_viewers(system, urls, viewers_n, 60)
+        await pool.start()
         await asyncio.sleep(0.3)  # let the join notices settle
-        for v in viewers:
-            v.reset_counters(size)
-            v.broken = 0
         m0 = await asyncio.to_thread(_metric_all, nodes)
         pids = [n.pid for n in nodes]
-        cpu0, own0 = _cpu(pids), time.process_time()
+        cpu0, viewers0 = _cpu(pids), sum(_cpu(pool.pids))
         redis0 = procs.cpu_seconds(redis_pid) if redis_pid else 0.0
-        t0 = time.perf_counter()
-        await viewers[0].send_input(b"g")
-        await _all_reached(viewers, timeout)
-        elapsed = max(max(v.last_output_at for v in viewers) - t0, 1e-9)
+        t0, got = await pool.run(size, timeout)
+        elapsed = max(got["last_output_at"] - t0, 1e-9)
         node_cpu = [b - a for a, b in zip(cpu0, _cpu(pids), strict=True)]
         redis_cpu = (procs.cpu_seconds(redis_pid) - redis0) if redis_pid else 0.0
-        own = time.process_time() - own0
+        viewers_cpu = sum(_cpu(pool.pids)) - viewers0
         m1 = await asyncio.to_thread(_metric_all, nodes)
 
         def delta(name: str, **labels: str) -> float:
             return sum(_metric(b, name, **labels) - _metric(a, name, **labels) for a, b in zip(m0, m1, strict=True))
 
         frames = delta("termshare_frames_received_total", role="sharer")
-        total = sum(v.output_bytes for v in viewers)
+        total = sum(got["bytes"])
         cpu = sum(node_cpu) + redis_cpu
         return {
             "nodes": len(nodes),
             "viewers": viewers_n,
             "aggregate_mb_per_s": total / elapsed / MB,
-            "complete_viewers": sum(1 for v in viewers if v.output_bytes == size and not v.broken),
+            "complete_viewers": sum(1 for b, broken in zip(got["bytes"], got["broken"], strict=True)
+                                    if b == size and not broken),
             "cpu_s_per_mb": cpu / max(total / MB, 1e-9),  # every node + Redis
             "redis_cpu_s_per_mb": redis_cpu / max(total / MB, 1e-9),
             "cpu_us_per_frame": cpu / max(frames, 1) * 1e6,  # per output frame, fanned out to every viewer
             "output_frames": frames,
             "nodes_cpu_share": sum(node_cpu) / elapsed,  # cores
             "redis_cpu_share": redis_cpu / elapsed,
-            "viewers_cpu_share": own / elapsed,
+            "viewers_cpu_share": viewers_cpu / elapsed,  # all viewer processes
             "per_node_cpu_share": [c / elapsed for c in node_cpu],
             "redis_messages": delta("termshare_cluster_messages_total", direction="published"),
             "frames_dropped": delta("termshare_cluster_frames_dropped_total") + delta("termshare_group_frames_dropped_total"),
             "seconds": elapsed,
         }
     finally:
-        await _close(viewers)
+        await pool.close()
         share.stop()
 
 

@@ -3,7 +3,8 @@
 With every viewer in the bench's own process, one core decrypted for all of them and was the
 busiest process of the run: the aggregate showed the bench, not the relay. Real viewers are
 separate machines; here they get as many processes as the machine has cores. Each worker is
-`python -m bench.viewer_pool SYSTEM URL COUNT`, runs COUNT viewers of the system's own headless
+`python -m bench.viewer_pool SYSTEM URLS COUNT` (URLS: a JSON list, used in turn: the same session
+through several relay nodes), runs COUNT viewers of the system's own headless
 client (ts_client.TsViewer, termpair_client.TpViewer) in one event loop, and talks JSON lines:
 
     worker -> {"ready": COUNT}                    every viewer is live
@@ -45,7 +46,7 @@ def _viewer_class(system: str) -> Any:
     return TpViewer
 
 
-async def _worker(system: str, url: str, count: int) -> None:
+async def _worker(system: str, urls: list[str], count: int) -> None:
     from .workloads import _all_reached, _close, _start_viewers
 
     loop = asyncio.get_running_loop()
@@ -56,7 +57,7 @@ async def _worker(system: str, url: str, count: int) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
         sys.stdout.flush()
 
-    viewers = await _start_viewers(SimpleNamespace(Viewer=_viewer_class(system)), url, count, 60)
+    viewers = await _start_viewers(SimpleNamespace(Viewer=_viewer_class(system)), urls, count, 60)
     say({"ready": count})
     try:
         while line := await reader.readline():
@@ -105,12 +106,13 @@ class Worker:
 
 
 class ViewerPool:
-    """`count` viewers of `url` in up to `workers` processes (default: one per core)."""
+    """`count` viewers of `url` (or of each of `url` in turn) in up to `workers` processes (default:
+    one per core)."""
 
-    def __init__(self, system: str, url: str, count: int, workers: int | None = None) -> None:
+    def __init__(self, system: str, url: str | list[str], count: int, workers: int | None = None) -> None:
         n = max(1, min(count, workers or os.cpu_count() or 1))
         self.counts = [count // n + (1 if i < count % n else 0) for i in range(n)]
-        self.system, self.url = system, url
+        self.system, self.urls = system, [url] if isinstance(url, str) else url
         self.workers: list[Worker] = []
 
     @property
@@ -120,7 +122,7 @@ class ViewerPool:
     async def start(self, timeout: float = 90) -> None:
         for count in self.counts:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.viewer_pool", self.system, self.url, str(count),
+                sys.executable, "-m", "bench.viewer_pool", self.system, json.dumps(self.urls), str(count),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(procs.REPO),
                 start_new_session=True, limit=LINE)
             self.workers.append(Worker(proc))
@@ -158,4 +160,4 @@ class ViewerPool:
 
 if __name__ == "__main__":
     malloc.tune()  # as `termshare join` does
-    asyncio.run(_worker(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(_worker(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])))
