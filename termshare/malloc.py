@@ -10,7 +10,6 @@ TRIM bytes of it mapped between frames, halves that. Elsewhere (musl, macOS) not
 from __future__ import annotations
 
 import contextlib
-import ctypes
 from typing import Final
 
 from .protocol.wire import MAX_FRAME
@@ -22,8 +21,11 @@ TRIM: Final = 4 * MAX_FRAME  # at most this much free memory stays mapped at the
 
 
 def tune() -> bool:
-    """Set the thresholds; False where the C library has no mallopt (it is only a speed-up)."""
-    with contextlib.suppress(OSError, AttributeError):
+    """Set the thresholds; False where the C library has no mallopt, or Python no ctypes (it is
+    only a speed-up)."""
+    with contextlib.suppress(ImportError, OSError, AttributeError):
+        import ctypes
+
         mallopt = ctypes.CDLL(None).mallopt
         return bool(mallopt(M_MMAP_THRESHOLD, MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM))
     return False
