@@ -129,34 +129,32 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
         await asyncio.sleep(0.3)  # let the join notices settle
         m0 = await asyncio.to_thread(_metric_all, nodes)
         pids = [n.pid for n in nodes]
-        cpu0, viewers0 = _cpu(pids), sum(_cpu(pool.pids))
+        cpu0 = _cpu(pids)
         redis0 = procs.cpu_seconds(redis_pid) if redis_pid else 0.0
-        t0, got = await pool.run(size, timeout)
-        elapsed = max(got["last_output_at"] - t0, 1e-9)
+        got = await pool.run(size, timeout)
+        elapsed = got.seconds
         node_cpu = [b - a for a, b in zip(cpu0, _cpu(pids), strict=True)]
         redis_cpu = (procs.cpu_seconds(redis_pid) - redis0) if redis_pid else 0.0
-        viewers_cpu = sum(_cpu(pool.pids)) - viewers0
         m1 = await asyncio.to_thread(_metric_all, nodes)
 
         def delta(name: str, **labels: str) -> float:
             return sum(_metric(b, name, **labels) - _metric(a, name, **labels) for a, b in zip(m0, m1, strict=True))
 
         frames = delta("termshare_frames_received_total", role="sharer")
-        total = sum(got["bytes"])
+        total = got.total_bytes
         cpu = sum(node_cpu) + redis_cpu
         return {
             "nodes": len(nodes),
             "viewers": viewers_n,
             "aggregate_mb_per_s": total / elapsed / MB,
-            "complete_viewers": sum(1 for b, broken in zip(got["bytes"], got["broken"], strict=True)
-                                    if b == size and not broken),
+            "complete_viewers": got.complete,
             "cpu_s_per_mb": cpu / max(total / MB, 1e-9),  # every node + Redis
             "redis_cpu_s_per_mb": redis_cpu / max(total / MB, 1e-9),
             "cpu_us_per_frame": cpu / max(frames, 1) * 1e6,  # per output frame, fanned out to every viewer
             "output_frames": frames,
             "nodes_cpu_share": sum(node_cpu) / elapsed,  # cores
             "redis_cpu_share": redis_cpu / elapsed,
-            "viewers_cpu_share": viewers_cpu / elapsed,  # all viewer processes
+            "viewers_cpu_share": got.cpu_seconds / elapsed,  # all viewer processes
             "per_node_cpu_share": [c / elapsed for c in node_cpu],
             "redis_messages": delta("termshare_cluster_messages_total", direction="published"),
             "frames_dropped": delta("termshare_cluster_frames_dropped_total") + delta("termshare_group_frames_dropped_total"),

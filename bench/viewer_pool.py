@@ -8,10 +8,10 @@ through several relay nodes), runs COUNT viewers of the system's own headless
 client (ts_client.TsViewer, termpair_client.TpViewer) in one event loop, and talks JSON lines:
 
     worker -> {"ready": COUNT}                    every viewer is live
-    main   -> {"arm": SIZE}                       counters reset, target SIZE bytes per viewer
+    main   -> {"arm": SIZE, "timeout": S}         counters reset, target SIZE bytes per viewer
     worker -> {"armed": true}
     main   -> {"gate": true}                      (one worker) its first viewer types the gate key
-    worker -> {"result": {...}}                   every viewer reached SIZE or ended, or TIMEOUT
+    worker -> {"result": {...}}                   every viewer reached SIZE or ended, or S passed
     main   -> end of input                        the worker closes its viewers and exits
 
 `last_output_at` is time.perf_counter(), CLOCK_MONOTONIC on Linux: one clock for every process.
@@ -32,7 +32,6 @@ from termshare import malloc
 
 from . import procs
 
-TIMEOUT = 120.0  # s for every viewer to reach its target
 LINE = 64 * 1024
 
 
@@ -67,7 +66,7 @@ async def _worker(system: str, urls: list[str], count: int) -> None:
                     v.reset_counters(command["arm"])
                     v.broken = 0
                 say({"armed": True})
-                waiting = asyncio.ensure_future(_all_reached(viewers, TIMEOUT))
+                waiting = asyncio.ensure_future(_all_reached(viewers, command["timeout"]))
                 waiting.add_done_callback(lambda _: say({"result": {
                     "bytes": [v.output_bytes for v in viewers],
                     "broken": [v.broken for v in viewers],
@@ -105,6 +104,15 @@ class Worker:
         return message[key]
 
 
+@dataclass
+class PoolRun:
+    seconds: float  # the gate key to the last output byte any viewer got
+    total_bytes: int  # output bytes, all viewers
+    complete: int  # viewers that got every byte, with no broken stream
+    frame_kb: float  # mean websocket message size
+    cpu_seconds: float  # all worker processes, during the run
+
+
 class ViewerPool:
     """`count` viewers of `url` (or of each of `url` in turn) in up to `workers` processes (default:
     one per core)."""
@@ -129,22 +137,24 @@ class ViewerPool:
         for worker in self.workers:
             await worker.expect("ready", timeout)
 
-    async def run(self, size: int, timeout: float) -> tuple[float, dict[str, Any]]:
-        """Arm every worker, type the gate key, and wait: (perf_counter at the gate, merged results)."""
+    async def run(self, size: int, timeout: float) -> PoolRun:
+        """Arm every worker, type the gate key, and wait until every viewer has `size` bytes or ended."""
         for worker in self.workers:
-            await worker.send({"arm": size})
+            await worker.send({"arm": size, "timeout": timeout})
         for worker in self.workers:
             await worker.expect("armed", 10)
+        cpu0 = sum(procs.cpu_seconds(pid) for pid in self.pids)
         t0 = time.perf_counter()
         await self.workers[0].send({"gate": True})
         results = [await worker.expect("result", timeout + 10) for worker in self.workers]
-        return t0, {
-            "bytes": [b for r in results for b in r["bytes"]],
-            "broken": [b for r in results for b in r["broken"]],
-            "wire_bytes": sum(r["wire_bytes"] for r in results),
-            "frames": sum(r["frames"] for r in results),
-            "last_output_at": max(r["last_output_at"] for r in results),
-        }
+        got = [(b, broken) for r in results for b, broken in zip(r["bytes"], r["broken"], strict=True)]
+        return PoolRun(
+            seconds=max(max(r["last_output_at"] for r in results) - t0, 1e-9),
+            total_bytes=sum(b for b, _ in got),
+            complete=sum(1 for b, broken in got if b == size and not broken),
+            frame_kb=sum(r["wire_bytes"] for r in results) / max(sum(r["frames"] for r in results), 1) / 1000,
+            cpu_seconds=sum(procs.cpu_seconds(pid) for pid in self.pids) - cpu0,
+        )
 
     async def close(self) -> None:
         for worker in self.workers:

@@ -199,27 +199,24 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
         join_s = time.perf_counter() - t_join
         await asyncio.sleep(0.3)  # let the join notices (viewer counts) settle
         cpu0, share0 = procs.cpu_seconds(relay.pid), procs.cpu_seconds(share.pid)
-        viewers0 = sum(procs.cpu_seconds(pid) for pid in pool.pids)
-        t0, got = await pool.run(size, timeout)
-        elapsed = max(got["last_output_at"] - t0, 1e-9)
+        got = await pool.run(size, timeout)
+        elapsed = got.seconds
         cpu = procs.cpu_seconds(relay.pid) - cpu0
         share_cpu = procs.cpu_seconds(share.pid) - share0
-        viewers_cpu = sum(procs.cpu_seconds(pid) for pid in pool.pids) - viewers0
-        total = sum(got["bytes"])
+        total = got.total_bytes
         return {
             "viewers": viewers_n,
             "viewer_processes": len(pool.pids),
             "aggregate_mb_per_s": total / elapsed / MB,
             "per_viewer_mb": size / MB,
-            "complete_viewers": sum(1 for b, broken in zip(got["bytes"], got["broken"], strict=True)
-                                    if b == size and not broken),
-            "frame_kb": got["wire_bytes"] / max(got["frames"], 1) / 1000,
+            "complete_viewers": got.complete,
+            "frame_kb": got.frame_kb,
             "relay_cpu_s_per_mb": cpu / max(total / MB, 1e-9),
             # What one saturated relay core would deliver at this cost: the relay's capacity, which
             # the aggregate cannot show when the viewers are the busiest processes.
             "relay_mb_per_cpu_s": total / MB / max(cpu, 0.01),
             "relay_cpu_share": cpu / elapsed,  # fraction of one core
-            "viewers_cpu_share": viewers_cpu / elapsed,  # all viewer processes together
+            "viewers_cpu_share": got.cpu_seconds / elapsed,  # all viewer processes together
             "share_cpu_share": share_cpu / elapsed,
             "seconds": elapsed,
             "join_seconds": join_s,
