@@ -72,7 +72,7 @@ class Screen:
 
         self._stream = pyte.ByteStream(self._screen)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if len(self._backlog) + len(data) <= BACKLOG_CAP:
             self._backlog += data
             return

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Everything runs on one asyncio loop. The PTY is read with a non-blocking reader callback; each
-read goes at once to the user's terminal (which is never slowed by the network), to the lazy
+Everything runs on one asyncio loop, except reading the PTY during bulk output: then a thread
+drains it (PtyReader) so the child keeps writing while the loop sends. Each batch read goes at once to the user's terminal (which is never slowed by the network), to the lazy
 screen model, and to a pending buffer that is sealed into GROUP frames: immediately when the
 output follows a quiet period (a keystroke echo is never delayed), otherwise after COALESCE so bulk
 output travels in large frames. The relay connection reconnects with backoff and jitter and resumes
@@ -34,10 +34,10 @@ from ..protocol.wire import MAX_OUTPUT, CloseCode
 from ..sender import Sender
 from ..terminal import get_size, raw_terminal, set_size
 from .control import ControlError, ControlServer
-from .pty import exit_status, hang_up, spawn
+from .pty import PtyReader, exit_status, hang_up, spawn
 from .screen import SLICE, Screen
 
-READ_BATCH: Final = MAX_OUTPUT  # bytes drained from the PTY per loop iteration at most (256 KiB)
+READ_BATCH: Final = MAX_OUTPUT  # bytes read from the PTY and handed over at most at a time (256 KiB)
 COALESCE: Final = 0.002  # seconds to gather bulk output into one frame
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
@@ -78,7 +78,7 @@ class ShareSession:
             rng=os.urandom, clock=time.monotonic, screen=self.screen.snapshot, read_only=opts.read_only
         )
         self.sender = Sender(self._on_drained)
-        self._pending: list[bytes] = []  # output not yet sealed into a frame
+        self._pending: list[bytes | memoryview] = []  # output not yet sealed into a frame
         self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -86,7 +86,7 @@ class ShareSession:
         self._skipped = False
         self._to_child = bytearray()
         self._waiting_child = False  # a writer callback is registered for the PTY
-        self._read_buffer: memoryview | None = None  # made on the first PTY read
+        self._reader: PtyReader | None = None
         self._pid = 0
         self._master = -1
         self._pidfd = -1
@@ -168,7 +168,8 @@ class ShareSession:
         return status
 
     def _install(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_reader(self._master, self._on_pty)
+        self._reader = PtyReader(self._master, self._output, READ_BATCH)
+        self._reader.start(loop)
         with contextlib.suppress(OSError, ValueError):
             loop.add_reader(self.in_fd, self._on_stdin)
         loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
@@ -178,6 +179,8 @@ class ShareSession:
 
     def _uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
         self._close_pidfd(loop)
+        if self._reader is not None:
+            self._reader.stop()
         for fd in (self._master, self.in_fd):
             with contextlib.suppress(Exception):
                 loop.remove_reader(fd)
@@ -196,8 +199,10 @@ class ShareSession:
             except ChildProcessError:
                 return
             self._pid = 0
-            self._drain_pty()
-            self._stop(exit_status(wait_status))
+            if self._reader is not None:
+                self._reader.stop()
+            # After the batches the thread handed over (already queued on the loop): what is left.
+            loop.call_soon(self._drain_pty, exit_status(wait_status))
 
         loop.add_reader(self._pidfd, exited)
 
@@ -246,52 +251,33 @@ class ShareSession:
                 return  # the user's terminal went away; the share goes on
             view = view[written:]
 
-    def _on_pty(self) -> None:
-        # A PTY hands out at most a few KiB per read: drain what is there in one go, so the
-        # per-callback work below runs once per batch instead of once per read. readv into one
-        # reused buffer: no allocation per read, one copy per batch. A batch stops where the
-        # pending frame is full (READ_BATCH = MAX_OUTPUT): bulk output travels in full frames,
-        # each costing the relay and every viewer one signature check; the rest is read on the
-        # loop's next pass.
-        if self._read_buffer is None:
-            self._read_buffer = memoryview(bytearray(READ_BATCH))
-        limit = READ_BATCH - self._pending_size
-        buffer = self._read_buffer[:limit]
-        size = 0
-        closed = False
-        while size < limit:
-            try:
-                got = os.readv(self._master, (buffer[size:],))
-            except BlockingIOError:
-                break
-            except OSError:
-                got = 0
-            if not got:
-                closed = True
-                break
-            size += got
-        if size:
-            self._output(bytes(buffer[:size]))
-        if closed:
-            asyncio.get_running_loop().remove_reader(self._master)
-
-    def _drain_pty(self) -> None:
+    def _drain_pty(self, status: int) -> None:
         while True:
             try:
                 data = os.read(self._master, MAX_OUTPUT)
             except OSError:
-                return
+                break
             if not data:
-                return
+                break
             self._output(data)
+        self._stop(status)
 
     def _output(self, data: bytes) -> None:
         if self.mirror:
             self._write_local(data)
-        if self._pending_size + len(data) > MAX_OUTPUT:
-            self._flush()  # frames of at most MAX_OUTPUT, each sent as it was read: no cutting, no copy
-        self._pending.append(data)
-        self._pending_size += len(data)
+        room = MAX_OUTPUT - self._pending_size
+        if len(data) > room:
+            # Bulk output travels in full frames, each costing the relay and every viewer one
+            # signature check: fill this one, seal it, and go on with the rest.
+            view = memoryview(data)
+            self._pending.append(view[:room])
+            self._pending_size = MAX_OUTPUT
+            self._flush()
+            self._pending.append(view[room:])
+            self._pending_size = len(data) - room
+        else:
+            self._pending.append(data)
+            self._pending_size += len(data)
         now = time.monotonic()
         quiet = now - self._last_output > QUIET
         self._last_output = now
@@ -316,7 +302,8 @@ class ShareSession:
         if self.sender.backlogged or self.protocol.state is not ShareState.LIVE:
             self._skipped = self.protocol.state is ShareState.LIVE
             return  # viewers get a snapshot instead (resync_all / resume)
-        self.protocol.send_output(pending[0] if len(pending) == 1 else b"".join(pending))
+        first = pending[0]
+        self.protocol.send_output(first if len(pending) == 1 and isinstance(first, bytes) else b"".join(pending))
         self._pump()
 
     def _schedule_idle_parse(self) -> None:
