@@ -3,12 +3,13 @@
 Theory of operation
 -------------------
 Everything runs on one asyncio loop, except reading the PTY during bulk output: then a thread
-drains it (PtyReader) so the child keeps writing while the loop sends. Each batch read goes at once to the user's terminal (which is never slowed by the network), to the lazy
-screen model, and to a pending buffer that is sealed into GROUP frames: immediately when the
-output follows a quiet period (a keystroke echo is never delayed), otherwise after COALESCE so bulk
-output travels in large frames. The relay connection reconnects with backoff and jitter and resumes
-the session under the same links (docs/PROTOCOL.md §8). The terminal is restored on every path
-out of `run()`, and the child gets SIGHUP when sharing stops.
+drains it (PtyReader) so the child keeps writing while the loop sends. Each batch read goes at
+once to the user's terminal (which is never slowed by the network), to the lazy screen model, and
+to a pending buffer that is sealed into GROUP frames: immediately when the output follows a quiet
+period (a keystroke echo is never delayed), otherwise after COALESCE (COALESCE_BULK while the
+thread reads) so bulk output travels in large frames. The relay connection reconnects with
+backoff and jitter and resumes the session under the same links (docs/PROTOCOL.md §8). The
+terminal is restored on every path out of `run()`, and the child gets SIGHUP when sharing stops.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ from .pty import PtyReader, exit_status, hang_up, spawn
 from .screen import SLICE, Screen
 
 READ_BATCH: Final = MAX_OUTPUT  # bytes read from the PTY and handed over at most at a time (256 KiB)
-COALESCE: Final = 0.002  # seconds to gather bulk output into one frame
+COALESCE: Final = 0.002  # seconds to gather output into one frame
+# ... and during bulk output (the PTY thread reading), when the next bytes are sure to follow: full
+# frames, each costing the relay and every viewer one signature check, instead of one per 2 ms.
+COALESCE_BULK: Final = 0.010
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
 FATAL_CLOSES: Final = {
@@ -202,7 +206,7 @@ class ShareSession:
             if self._reader is not None:
                 self._reader.stop()
             # After the batches the thread handed over (already queued on the loop): what is left.
-            loop.call_soon(self._drain_pty, exit_status(wait_status))
+            loop.call_soon(self._drain_and_stop, exit_status(wait_status))
 
         loop.add_reader(self._pidfd, exited)
 
@@ -251,7 +255,7 @@ class ShareSession:
                 return  # the user's terminal went away; the share goes on
             view = view[written:]
 
-    def _drain_pty(self, status: int) -> None:
+    def _drain_and_stop(self, status: int) -> None:
         while True:
             try:
                 data = os.read(self._master, MAX_OUTPUT)
@@ -284,7 +288,8 @@ class ShareSession:
         if quiet or self._pending_size >= MAX_OUTPUT:
             self._flush()
         elif self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(COALESCE, self._flush)
+            bulk = self._reader is not None and self._reader.threaded
+            self._flush_handle = asyncio.get_running_loop().call_later(COALESCE_BULK if bulk else COALESCE, self._flush)
         self._schedule_idle_parse()
 
     def _flush(self) -> None:
