@@ -157,3 +157,24 @@ def test_sharer_exit_ends_viewers(procs: Procs, relay: Relay) -> None:
     while (health := relay.health())["sessions"] != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert health["sessions"] == 0 and health["viewers"] == 0, health
+
+
+def test_bulk_output_then_exit_reaches_the_viewer_whole_and_in_order(procs: Procs, shared_relay: Relay,
+                                                                      tmp_path: Path) -> None:
+    # 6 MB: read by the share's PTY thread and cut into full frames; the child exits right after
+    # its last byte, so the exit path runs while batches are still on their way to the loop.
+    payload = b"".join(b"%07d %s\n" % (i, b"abcdefghijklmnopqrstuvwxyz" * 2) for i in range(100_000))
+    (tmp_path / "bulk").write_bytes(payload)
+    gate = tmp_path / "gate"
+    script = f"stty raw -echo; while [ ! -e {gate} ]; do sleep 0.02; done; cat {tmp_path / 'bulk'}; exit 7"
+    share = procs.pipe(termshare("share", "--json", "--relay", shared_relay.url, "--cmd", f"sh -c '{script}'"),
+                       name="share")
+    links = share.wait_event("links", timeout())
+    viewer = procs.pipe(termshare("join", links["read_only"]), name="join")
+    share.wait_event("viewer_joined", timeout())
+    gate.touch()
+    assert share.proc.wait(timeout(60)) == 7
+    assert viewer.proc.wait(timeout(30)) == 0
+    out = viewer.stdout()
+    assert out.count(payload) == 1, f"got {len(out)} bytes for {len(payload)}"
+    assert len(out) - out.index(payload) - len(payload) < 64  # nothing of it repeated after
