@@ -17,6 +17,12 @@ waits on a FIFO, then writes `size` bytes of the payload and a sentinel line, th
   terminal's buffer; it is drawn at the next animation frame). termshare's page reports its writes
   through `window.termshare.onWritten`; on TermPair's frontend and on the limit page the bench wraps
   the `write` method of the Terminal it reached, which their code calls on that object.
+  The figure is not frame-aligned, but Chromium can make it so: when a frame is pending as a key
+  event ends, it holds every task of the page (the websocket message with the echo included) until
+  that frame has run (DeferRendererTasksAfterInput). A page that draws every frame while focused
+  (xterm.js's DOM renderer blinking the cursor) pays ~8 ms of that per keystroke; so the rAF loop
+  of the frame gaps is stopped before the keystrokes. The limit page writes its echo within the
+  keydown task, before any of that.
 
 termshare's page is read through its test hook (`window.termshare.screenText()`); TermPair's
 frontend keeps its xterm.js Terminal in a webpack module, which the bench reaches through the
@@ -146,12 +152,13 @@ _LIMIT_SETUP = """async ({b64, webgl, size, chunk, sentinel, width, fonts}) => {
   document.body.style.margin = '0';
   document.body.append(el);
   const term = new Terminal({cols: 80, rows: 24, scrollback: 2000, fontSize: 18, lineHeight: 1.0,
-                             cursorBlink: true, fontFamily: fonts, minimumContrastRatio: 1});
+                             fontFamily: fonts, minimumContrastRatio: 1});
   term.open(el);
   let renderer = 'dom';
   if (webgl && window.WebglAddon) {
     try { term.loadAddon(new WebglAddon.WebglAddon()); renderer = 'webgl'; } catch (e) { renderer = 'dom'; }
   }
+  term.options.cursorBlink = renderer === 'webgl';  // as the web app: the DOM renderer's blink draws every frame
   const screen = el.querySelector('.xterm-screen');
   for (let f = 18; width && f > 8 && screen.offsetWidth > width; f--) {
     term.options.fontSize = f - 1;

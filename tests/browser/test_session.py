@@ -187,3 +187,16 @@ def test_read_only_viewer_shows_the_sharers_cursor(new_page: Callable[[], Any], 
     assert cursor_drawn(ro), (
         "the read-only page does not draw the sharer's cursor (xterm.js hides it until the terminal is "
         "focused or the alternate screen is used: CoreService.isCursorInitialized)")
+
+
+def test_focused_dom_terminal_does_not_animate_its_cursor(page: Any, share: PtyShare) -> None:
+    """With the DOM renderer (headless Chromium has no GPU, so the app does not pick WebGL), a blinking
+    cursor is an endless CSS animation: the page draws a frame at every vsync, and Chromium holds the
+    page's tasks after each keystroke until that frame has run (DeferRendererTasksAfterInput), which
+    made every echo a frame late (bench/browser.py: 13 ms instead of 3.5 in the page)."""
+    open_live(page, share.rw)
+    wait_screen(page, r"^\$$")
+    page.click(".xterm-screen")
+    page.wait_for_timeout(200)
+    assert page.locator(".xterm-rows .xterm-cursor").count() == 1, "not the DOM renderer, or no cursor drawn"
+    assert page.locator(".xterm-cursor-blink").count() == 0, "the focused read-write page animates its cursor"
