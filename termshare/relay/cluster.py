@@ -23,7 +23,9 @@ messages to a subscriber in order, so a client's frames reach the home in order 
 actions reach each proxy in order. A node is alive while its heartbeat key exists and its inbox has a
 subscriber; when either fails, or a publish to it reaches nobody, its peers treat it as lost: they
 close the connections they proxied to it with 1013 (clients reconnect, the sharer re-homes the
-session with its owner token) and forget the connections it proxied to them.
+session with its owner token) and forget the connections it proxied to them, telling it so (G, C) in
+case it is alive. A node whose own publish fails does the same for all its peers, then re-announces
+itself and its sessions, as after a lost subscription.
 """
 
 from __future__ import annotations
@@ -358,12 +360,10 @@ class ClusterNode:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(ch_inbox(self.node))
-                await self._write_registry()
-                if self.stats.redis_reconnects:
-                    log("redis_connected", node=self.node, sessions=len(self.relay.router.sessions))
-                self.connected_to_redis = True
-                delay = 0.1
                 while True:
+                    if not self.connected_to_redis:  # also when a failed publish cleared it and this subscription held
+                        await self._announce()
+                        delay = 0.1
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self.stats.received += 1
@@ -440,15 +440,19 @@ class ClusterNode:
             return
         self.stats.nodes_lost += 1
         log("node_lost", node=self.node, lost=node, why=why, proxied=len(proxied), remote=len(virtual))
+        # Tell `node` too (best effort): when only this node saw a loss (one failed publish), `node`
+        # would otherwise keep a ghost viewer, or a client on it would wait for frames that never come.
         for conn in proxied:
             del self.proxied[conn]
             outbox = self.relay.outboxes.get(conn)
             if outbox is not None:
                 outbox.close(CloseCode.TRY_AGAIN, MOVED)
+            self._publish(node, T_GONE + self._head(conn))
         for vconn in virtual:
             node_conn = self.remote.pop(vconn)
             self._virtual.pop(node_conn, None)
             self.relay.router.disconnected(vconn, time.monotonic())
+            self._publish(node, T_CLOSE + struct.pack(">QH", node_conn[1], CloseCode.TRY_AGAIN) + MOVED.encode())
         self.relay.flush()
 
     def _redis_lost(self, exc: BaseException) -> None:
@@ -459,6 +463,16 @@ class ClusterNode:
         self.connected_to_redis = False
         for node in {*self._by_home, *self._by_node}:
             self._node_lost(node, "this node lost Redis")
+
+    async def _announce(self) -> None:
+        if self.stats.redis_reconnects:
+            # Pooled connections left idle through an outage are stale, and redis-py retries single
+            # commands on one but not pipelines: the publisher would lose a batch and drop every link again.
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+        await self._write_registry()
+        if self.stats.redis_reconnects:
+            log("redis_connected", node=self.node, sessions=len(self.relay.router.sessions))
+        self.connected_to_redis = True
 
     async def _write_registry(self) -> None:
         """(Re)announce this node and its sessions; forget sessions another node has taken meanwhile."""

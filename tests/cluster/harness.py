@@ -55,23 +55,36 @@ class RedisServer:
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
 
+    def command(self, *args: str) -> bytes:
+        """Send one command on a connection of its own; the start of the reply."""
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout(5)) as s:
+            s.sendall(request.encode())
+            return s.recv(4096)
+
     def close(self) -> None:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
 
 
+def ready(port: int) -> bool:
+    """/readyz of a node: 200 once it is subscribed to Redis and has announced itself."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=timeout(5)):
+            return True
+    except urllib.error.HTTPError:
+        return False
+
+
 def node(redis: RedisServer, *extra: str) -> Relay:
-    """A relay node, once it is subscribed to Redis (/readyz 200): before that it answers 1013."""
+    """A relay node, once it is ready: before that it answers 1013."""
     relay = Relay("--redis", redis.url, *extra)
     deadline = time.monotonic() + timeout(15)
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{relay.port}/readyz", timeout=timeout(5)):
-                return relay
-        except urllib.error.HTTPError:
-            assert time.monotonic() < deadline, "the node never connected to Redis"
-            time.sleep(0.02)
+    while not ready(relay.port):
+        assert time.monotonic() < deadline, "the node never connected to Redis"
+        time.sleep(0.02)
+    return relay
 
 
 def healthz(port: int) -> dict[str, int]:

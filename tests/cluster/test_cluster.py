@@ -19,7 +19,7 @@ from termshare.protocol.wire import FrameKind
 from ..procs import HeadlessShare, Relay, timeout
 from ..reliability.client import Recorder
 from .conftest import Cluster
-from .harness import Balancer, RedisServer, healthz
+from .harness import Balancer, RedisServer, healthz, ready
 
 TICKER = "sh -c '{pre}i=0; while [ $i -lt {n} ]; do echo tick-$i; i=$((i+1)); sleep {pause}; done; echo DONE-MARK'"
 
@@ -152,6 +152,32 @@ def test_redis_restart_session_recovers(redis_server: RedisServer, cluster: Clus
 
         back = asyncio.run(scenario())
         print(f"\nredis restart: output flowing again {back:.2f} s after redis came back")
+        assert ticks(rec)[-1] == 99
+        assert ended(rec)
+        assert share.proc.wait(timeout(10)) == 0
+    finally:
+        share.close()
+
+
+def test_failed_publish_node_rejoins(redis_server: RedisServer, cluster: Cluster) -> None:
+    """Redis drops the nodes' command connections but not their subscriptions, as a restart leaves the
+    idle ones in a pool stale: the next publish fails, and each node must rejoin (it used to stay out
+    for good while still subscribed), telling its peer which of their shared viewers it dropped."""
+    a, b = cluster(), cluster()
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
+                          TICKER.format(pre="", n=100, pause=0.1))
+    rec = Recorder(at(share.links["read_only"], b.port))
+    try:
+        async def scenario() -> None:
+            task = asyncio.create_task(rec.run(reconnect_for=timeout(30)))
+            await wait_for(lambda: len(ticks(rec)) >= 5, 15)
+            assert redis_server.command("CLIENT", "KILL", "TYPE", "normal").startswith(b":")
+            mark = len(ticks(rec))
+            await wait_for(lambda: len(ticks(rec)) > mark + 3, 15)
+            await wait_for(lambda: ready(a.port) and ready(b.port), 10)
+            await asyncio.wait_for(task, timeout(30))
+
+        asyncio.run(scenario())
         assert ticks(rec)[-1] == 99
         assert ended(rec)
         assert share.proc.wait(timeout(10)) == 0
