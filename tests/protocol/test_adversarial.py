@@ -7,9 +7,8 @@ import random
 from termshare.protocol import events as ev
 from termshare.protocol.envelope import encode_frame, parse_frame
 from termshare.protocol.link import format_link, parse_link
-from termshare.protocol.wire import Role
 from termshare.protocol.viewer import ViewerState
-from termshare.protocol.wire import FrameKind
+from termshare.protocol.wire import FrameKind, Role
 
 from .harness import SHARER, Net
 

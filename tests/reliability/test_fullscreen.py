@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ..e2e.ptyproc import PtyProcess
-from ..procs import ROOT, Relay, timeout, env as base_env
+from ..procs import ROOT, Relay, timeout
+from ..procs import env as base_env
 
 PROGRAMS = {
     "vim": ("vim -u NONE -N -n /etc/services", r"Network services"),
@@ -44,7 +45,7 @@ def test_late_joiner_sees_the_same_full_screen(name: str, tmp_path: Path) -> Non
             mine, theirs = share.screen_lines(), viewer.screen_lines()
             if mine == theirs or time.monotonic() > deadline:
                 break
-        differing = [(i, a, b) for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+        differing = [(i, a, b) for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b]
         if name == "top":  # its clock and load figures may tick between the two reads
             differing = [d for d in differing if not re.match(r"top - |Tasks:|%Cpu|MiB", d[1])]
         assert not differing, "\n".join(f"{i}: sharer {a!r}\n{i}: viewer {b!r}" for i, a, b in differing)
