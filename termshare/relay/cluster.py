@@ -127,6 +127,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _close_message(conn: int, code: int, reason: str) -> bytes:
+    """C: close `conn`, a connection of the node this is published to, with `code` and `reason`."""
+    return T_CLOSE + struct.pack(">QH", conn, code) + reason.encode()
+
+
 @dataclass(slots=True)
 class ClusterStats:
     published: int = 0
@@ -309,7 +314,7 @@ class ClusterNode:
                 pending.append(_Batch(action.data, action.droppable, conn))
         else:
             assert isinstance(action, Close)
-            pending.append(T_CLOSE + struct.pack(">QH", conn, action.code) + action.reason.encode())
+            pending.append(_close_message(conn, action.code, action.reason))
 
     def flush_remote(self) -> None:
         for node, messages in self._pending.items():
@@ -452,7 +457,7 @@ class ClusterNode:
             node_conn = self.remote.pop(vconn)
             self._virtual.pop(node_conn, None)
             self.relay.router.disconnected(vconn, time.monotonic())
-            self._publish(node, T_CLOSE + struct.pack(">QH", node_conn[1], CloseCode.TRY_AGAIN) + MOVED.encode())
+            self._publish(node, _close_message(node_conn[1], CloseCode.TRY_AGAIN, MOVED))
         self.relay.flush()
 
     def _redis_lost(self, exc: BaseException) -> None:

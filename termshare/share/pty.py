@@ -90,6 +90,15 @@ class PtyReader:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
+    def read_rest(self) -> None:
+        """After stop(): hand `on_data` what the PTY still holds (the child has exited)."""
+        while True:
+            size, closed = self._read()
+            if size:
+                self._on_data(bytes(self._buffer[:size]))
+            if closed or size < self._batch:
+                return
+
     def _read(self) -> tuple[int, bool]:
         """Read what the PTY holds into the buffer, up to a batch: (bytes read, child side closed)."""
         size = 0

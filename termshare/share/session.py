@@ -206,7 +206,7 @@ class ShareSession:
             if self._reader is not None:
                 self._reader.stop()
             # After the batches the thread handed over (already queued on the loop): what is left.
-            loop.call_soon(self._drain_and_stop, exit_status(wait_status))
+            loop.call_soon(self._read_rest_and_stop, exit_status(wait_status))
 
         loop.add_reader(self._pidfd, exited)
 
@@ -255,15 +255,9 @@ class ShareSession:
                 return  # the user's terminal went away; the share goes on
             view = view[written:]
 
-    def _drain_and_stop(self, status: int) -> None:
-        while True:
-            try:
-                data = os.read(self._master, MAX_OUTPUT)
-            except OSError:
-                break
-            if not data:
-                break
-            self._output(data)
+    def _read_rest_and_stop(self, status: int) -> None:
+        if self._reader is not None:
+            self._reader.read_rest()
         self._stop(status)
 
     def _output(self, data: bytes) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -130,9 +131,11 @@ def test_node_killed_session_continues(cluster: Cluster) -> None:
         lb.close()
 
 
-def test_redis_restart_session_recovers(redis_server: RedisServer, cluster: Cluster) -> None:
-    nodes = [cluster() for _ in range(2)]
-    a, b = nodes
+def ticks_through_outage(a: Relay, b: Relay, outage: Callable[[], Awaitable[None]],
+                         recovered: Callable[[], bool] = lambda: True) -> float:
+    """A 100-tick share on node a, watched from node b, through `outage`: the viewer gets every
+    tick and the end once output flows again and `recovered()` holds. Returns the seconds from
+    the end of the outage to output flowing again."""
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
                           TICKER.format(pre="", n=100, pause=0.1))
     rec = Recorder(at(share.links["read_only"], b.port))
@@ -140,23 +143,32 @@ def test_redis_restart_session_recovers(redis_server: RedisServer, cluster: Clus
         async def scenario() -> float:
             task = asyncio.create_task(rec.run(reconnect_for=timeout(30)))
             await wait_for(lambda: len(ticks(rec)) >= 5, 15)
-            redis_server.close()
-            await asyncio.sleep(1)
-            redis_server.start()
-            restarted = time.monotonic()
+            await outage()
+            over = time.monotonic()
             mark = len(ticks(rec))
             await wait_for(lambda: len(ticks(rec)) > mark + 3, 15)
-            back = time.monotonic() - restarted
+            back = time.monotonic() - over
+            await wait_for(recovered, 10)
             await asyncio.wait_for(task, timeout(30))
             return back
 
         back = asyncio.run(scenario())
-        print(f"\nredis restart: output flowing again {back:.2f} s after redis came back")
         assert ticks(rec)[-1] == 99
         assert ended(rec)
         assert share.proc.wait(timeout(10)) == 0
+        return back
     finally:
         share.close()
+
+
+def test_redis_restart_session_recovers(redis_server: RedisServer, cluster: Cluster) -> None:
+    async def restart() -> None:
+        redis_server.close()
+        await asyncio.sleep(1)
+        redis_server.start()
+
+    back = ticks_through_outage(cluster(), cluster(), restart)
+    print(f"\nredis restart: output flowing again {back:.2f} s after redis came back")
 
 
 def test_failed_publish_node_rejoins(redis_server: RedisServer, cluster: Cluster) -> None:
@@ -164,25 +176,11 @@ def test_failed_publish_node_rejoins(redis_server: RedisServer, cluster: Cluster
     idle ones in a pool stale: the next publish fails, and each node must rejoin (it used to stay out
     for good while still subscribed), telling its peer which of their shared viewers it dropped."""
     a, b = cluster(), cluster()
-    share = HeadlessShare("--host", "127.0.0.1", "--port", str(a.port), "--cmd",
-                          TICKER.format(pre="", n=100, pause=0.1))
-    rec = Recorder(at(share.links["read_only"], b.port))
-    try:
-        async def scenario() -> None:
-            task = asyncio.create_task(rec.run(reconnect_for=timeout(30)))
-            await wait_for(lambda: len(ticks(rec)) >= 5, 15)
-            assert redis_server.command("CLIENT", "KILL", "TYPE", "normal").startswith(b":")
-            mark = len(ticks(rec))
-            await wait_for(lambda: len(ticks(rec)) > mark + 3, 15)
-            await wait_for(lambda: ready(a.port) and ready(b.port), 10)
-            await asyncio.wait_for(task, timeout(30))
 
-        asyncio.run(scenario())
-        assert ticks(rec)[-1] == 99
-        assert ended(rec)
-        assert share.proc.wait(timeout(10)) == 0
-    finally:
-        share.close()
+    async def kill_command_connections() -> None:
+        assert redis_server.command("CLIENT", "KILL", "TYPE", "normal").startswith(b":")
+
+    ticks_through_outage(a, b, kill_command_connections, lambda: ready(a.port) and ready(b.port))
 
 
 def test_limits_and_ownership_hold_across_nodes(cluster: Cluster) -> None:
