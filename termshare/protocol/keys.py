@@ -125,11 +125,11 @@ def next_chain_key(chain_key: bytes, sid: str) -> bytes:
     return hkdf(chain_key, sid.encode(), b"termshare/1 ratchet", KEY_SIZE)
 
 
-def group_signed_data(sid: str, header: bytes, ciphertext: bytes) -> bytes:
+def group_signed_data(sid: str, header: bytes | memoryview, ciphertext: bytes | memoryview) -> bytes:
     return GROUP_SIG_LABEL + sid.encode() + header + hashlib.sha256(ciphertext).digest()
 
 
-def verify_group_signature(public: bytes, signature: bytes, data: bytes) -> bool:
+def verify_group_signature(public: bytes, signature: bytes | memoryview, data: bytes) -> bool:
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
     except (InvalidSignature, ValueError):
@@ -208,7 +208,7 @@ class GroupKey:
         self.aead = AESGCM(key)
 
 
-def open_group(key: GroupKey, sid: str, header: Header, ciphertext: bytes) -> bytes:
+def open_group(key: GroupKey, sid: str, header: Header, ciphertext: bytes | memoryview) -> bytes:
     try:
         return key.aead.decrypt(nonce(header.epoch, header.seq), ciphertext, sid.encode() + header.pack())
     except InvalidTag:

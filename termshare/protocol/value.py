@@ -26,6 +26,10 @@ class Value(metaclass=_ValueType):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = self._names()
+        if not kwargs and len(args) == len(names):  # how the protocol builds them, once per frame
+            for name, value in zip(names, args, strict=True):
+                object.__setattr__(self, name, value)
+            return
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes {len(names)} arguments, got {len(args)}")
         values = dict(zip(names, args, strict=False))  # fewer args than fields: checked below

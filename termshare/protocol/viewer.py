@@ -23,7 +23,7 @@ from enum import Enum
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import events as ev
-from .envelope import Frame, Header, make_header, parse_frame
+from .envelope import Frame, Header, make_header, parse_header
 from .errors import FrameError, HandshakeError, InvalidState, MessageError, ProtocolError
 from .keys import (
     GroupKey,
@@ -58,7 +58,7 @@ from .messages import (
     decode_welcome,
     encode_message,
 )
-from .wire import KEY_SIZE, MAX_INPUT, SIG_SIZE, TAG_SIZE, CloseCode, FrameKind, Role
+from .wire import HEADER_SIZE, KEY_SIZE, MAX_INPUT, SIG_SIZE, TAG_SIZE, CloseCode, FrameKind, Role
 
 
 class ViewerState(Enum):
@@ -110,7 +110,13 @@ class ViewerProtocol:
         if self.state in (ViewerState.ENDED, ViewerState.CLOSED):
             return
         try:
-            self._dispatch(parse_frame(data))
+            header = parse_header(data)
+            if header.kind is FrameKind.GROUP:
+                # Terminal output, the bulk of the traffic: read in place, where a Frame would
+                # copy the body out of the message and the ciphertext out of the body.
+                self._on_group(header, memoryview(data))
+            else:
+                self._dispatch(Frame(header, bytes(data[HEADER_SIZE:])))
         except ProtocolError as exc:
             self._fail(exc)
 
@@ -133,9 +139,7 @@ class ViewerProtocol:
     # -- frames -----------------------------------------------------------------------------
     def _dispatch(self, frame: Frame) -> None:
         kind = frame.kind
-        if kind is FrameKind.GROUP:
-            self._on_group(frame)
-        elif kind is FrameKind.DIRECT:
+        if kind is FrameKind.DIRECT:
             self._on_direct(frame)
         elif kind is FrameKind.READY:
             self._on_ready(frame)
@@ -251,11 +255,10 @@ class ViewerProtocol:
         # A newer REKEY replaces an unused pending key (§5.4).
         self._pending = GroupKey(rekey.group_epoch, rekey.group_key)
 
-    def _on_group(self, frame: Frame) -> None:
+    def _on_group(self, header: Header, data: memoryview) -> None:
         if self.state is not ViewerState.LIVE:
             return  # not yet synced, or resyncing: the SNAPSHOT will say where to continue (§6.2)
         assert self._group is not None
-        header = frame.header
         if header.epoch == self._group.epoch:
             if header.seq < self._next_seq:
                 return  # already applied or older than our snapshot
@@ -270,9 +273,8 @@ class ViewerProtocol:
             return
         else:
             return self._broken("epoch")
-        body = frame.body
-        ciphertext, signature = body[:-SIG_SIZE], body[-SIG_SIZE:]
-        if not verify_group_signature(self._sign_key, signature, group_signed_data(self.sid, header.pack(), ciphertext)):
+        ciphertext, signature = data[HEADER_SIZE:-SIG_SIZE], data[-SIG_SIZE:]
+        if not verify_group_signature(self._sign_key, signature, group_signed_data(self.sid, data[:HEADER_SIZE], ciphertext)):
             return self._broken("auth")
         try:
             plaintext = open_group(key, self.sid, header, ciphertext)
