@@ -88,6 +88,7 @@ def uvicorn_config(config: RelayConfig, certfile: str | None = None, keyfile: st
         ws=RelayWebSocketProtocol,
         log_level="warning",
         ws_max_size=MAX_FRAME,
+        ws_per_message_deflate=False,  # ciphertext does not compress; each deflate connection holds zlib state
         ws_ping_interval=20,
         ws_ping_timeout=20,
         lifespan="on",
