@@ -96,5 +96,9 @@ def parse_header(data: bytes) -> Header:
 
 
 def parse_frame(data: bytes) -> Frame:
-    header = parse_header(data)
+    return frame_with(parse_header(data), data)
+
+
+def frame_with(header: Header, data: bytes) -> Frame:
+    """The Frame of `data`, whose header `parse_header` has already checked."""
     return Frame(header, bytes(data[HEADER_SIZE:]))

@@ -23,7 +23,7 @@ from enum import Enum
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import events as ev
-from .envelope import Frame, Header, make_header, parse_header
+from .envelope import Frame, Header, frame_with, make_header, parse_header
 from .errors import FrameError, HandshakeError, InvalidState, MessageError, ProtocolError
 from .keys import (
     GroupKey,
@@ -116,7 +116,7 @@ class ViewerProtocol:
                 # copy the body out of the message and the ciphertext out of the body.
                 self._on_group(header, memoryview(data))
             else:
-                self._dispatch(Frame(header, bytes(data[HEADER_SIZE:])))
+                self._dispatch(frame_with(header, data))
         except ProtocolError as exc:
             self._fail(exc)
 
