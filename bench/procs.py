@@ -1,6 +1,7 @@
 """Child processes of the bench: started in their own process group, always killed on the way out.
 
-Also reads what the kernel says about a process (/proc/PID/stat and status): CPU seconds and RSS.
+Also reads what the kernel says about a process (/proc/PID/stat and status): CPU seconds and RSS;
+and about the machine (/proc/stat): CPU seconds busy.
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores together have spent busy since boot (/proc/stat: every state but idle
+    and iowait), for every process and the kernel's own work (a PTY's flush worker included)."""
+    with open("/proc/stat", "rb") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _CLK_TCK
 
 
 def rss_bytes(pid: int) -> int:

@@ -21,6 +21,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     w = results["workloads"]
     spec: list[tuple[str, str, tuple[str, ...]]] = []  # (workload, metric, path to the system level, metric key last)
     spec.append(("throughput", "MB/s to 1 viewer", ("throughput", "{s}", "mb_per_s")))
+    spec.append(("throughput", "machine CPU ms per MB (all processes)", ("throughput", "{s}", "machine_cpu_ms_per_mb")))
+    spec.append(("throughput", "CPU cores busy", ("throughput", "{s}", "cores_busy")))
     for cond in ("idle", "flood"):
         spec.append((f"echo ({cond})", "p50 ms", ("echo", cond, "{s}", "p50_ms")))
         spec.append((f"echo ({cond})", "p99 ms", ("echo", cond, "{s}", "p99_ms")))
@@ -48,6 +50,11 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     spec.append(("footprint", "share RSS MB peak (bulk)", ("footprint", "{s}", "share_rss_peak_mb")))
     out = [_row(workload, metric, *(_stat(w, *(p.format(s=s) for p in path)) for s in SYSTEMS))
            for workload, metric, path in spec if path[0] in w]  # (--only: the rest was not run)
+    if _stat(w, "throughput", "termshare", "mb_per_s_all_cores_busy"):  # what its CPU per MB allows, against the limit's rate
+        at = next(i for i, r in enumerate(out) if r["metric"] == "CPU cores busy") + 1
+        out.insert(at, _row("throughput", "MB/s at that CPU/MB on every core; limit = its MB/s",
+                            *(_stat(w, "throughput", s, "mb_per_s_all_cores_busy") for s in SYSTEMS[:2]),
+                            _stat(w, "throughput", "limit", "mb_per_s")))
     if _stat(w, "echo", "idle", "floor", "p50_ms"):  # the same termshare figure against bench/floor.py's
         at = next(i for i, r in enumerate(out) if r["workload"] == "echo (idle)") + 2
         out[at:at] = [_row("echo (idle)", f"{p} ms; limit = 3-process asyncio floor", _stat(w, "echo", "idle", "termshare", key),

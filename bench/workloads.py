@@ -69,6 +69,17 @@ def _gate(size: int, file: Path) -> str:
 
 
 # -- 1. throughput (and 7. wire bytes, share RSS under load) ----------------------------------------
+def _machine_cost(size: int, elapsed: float, busy: float) -> dict[str, float]:
+    """What a transfer cost the whole machine (sharer, relay, viewer, the command, the kernel): CPU
+    ms per MB, cores busy, and the rate at which that cost per MB would keep every core busy.
+    Why: on a small machine the pipeline and the command writing share the cores, so this rate
+    bounds what the pipeline can reach whatever it overlaps."""
+    mb = max(size, 1) / MB
+    busy = max(busy, 1e-9)
+    return {"machine_cpu_ms_per_mb": busy * 1000 / mb, "cores_busy": busy / elapsed,
+            "mb_per_s_all_cores_busy": (os.cpu_count() or 1) * mb / busy}
+
+
 async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: float) -> dict[str, Any]:
     share = system.start_share(relay, _gate(size, file))
     viewers: list[Any] = []
@@ -78,9 +89,11 @@ async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: 
         relay_cpu0, share_cpu0 = procs.cpu_seconds(relay.pid), procs.cpu_seconds(share.pid)
         with procs.RssSampler(share.pid, 0.1) as share_rss:
             v.reset_counters(size)
+            busy0 = procs.machine_busy_seconds()
             t0 = time.perf_counter()
             await v.send_input(b"g")
             await _wait_any([v.reached, v.done], timeout)
+            busy = procs.machine_busy_seconds() - busy0
             elapsed = max((v.last_output_at or time.perf_counter()) - t0, 1e-9)
         return {
             "mb_per_s": v.output_bytes / elapsed / MB,
@@ -92,6 +105,7 @@ async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: 
             "share_rss_peak_mb": share_rss.peak / MB,
             "relay_cpu_s": procs.cpu_seconds(relay.pid) - relay_cpu0,
             "share_cpu_s": procs.cpu_seconds(share.pid) - share_cpu0,
+            **_machine_cost(v.output_bytes, elapsed, busy),
         }
     finally:
         await _close(viewers)
@@ -111,6 +125,7 @@ def pty_drain(file: Path, size: int, timeout: float) -> dict[str, Any]:
         while termios.tcgetattr(fd)[3] & termios.ICANON and time.monotonic() < deadline:
             time.sleep(0.001)  # until `stty raw` took effect, so the gate byte is not echoed
         total = 0
+        busy0 = procs.machine_busy_seconds()
         t0 = time.perf_counter()
         os.write(fd, b"g")
         stop_at = t0 + timeout
@@ -123,13 +138,15 @@ def pty_drain(file: Path, size: int, timeout: float) -> dict[str, Any]:
                 break
             total += len(data)
         elapsed = time.perf_counter() - t0
+        busy = procs.machine_busy_seconds() - busy0
     finally:
         os.close(fd)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    return {"mb_per_s": total / elapsed / MB, "bytes": total, "complete": total == size, "seconds": elapsed}
+    return {"mb_per_s": total / elapsed / MB, "bytes": total, "complete": total == size, "seconds": elapsed,
+            **_machine_cost(total, elapsed, busy)}
 
 
 # -- 2. keystroke echo ---------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ WORKLOADS = ("throughput", "echo", "fanout", "stalled", "idle", "startup", "foot
 HEADLINES = [
     ("throughput", "termshare", "mb_per_s"),
     ("throughput", "limit", "mb_per_s"),
+    ("throughput", "termshare", "machine_cpu_ms_per_mb"),
+    ("throughput", "limit", "mb_per_s_all_cores_busy"),
     ("echo", "idle", "termshare", "p50_ms"),
     ("echo", "flood", "termshare", "p99_ms"),
     ("fanout", "1", "termshare", "aggregate_mb_per_s"),
