@@ -62,7 +62,8 @@ class Recorder:
             pass
 
     async def run(self, reconnect_for: float = 0.0) -> None:
-        """Run, reconnecting for `reconnect_for` seconds after a drop (as `join` does)."""
+        """Run, reconnecting after each drop (as `join` does) until `reconnect_for` seconds after the
+        start: one budget for the whole run, which a test sizes to cover every outage it causes."""
         deadline = time.monotonic() + reconnect_for
         while True:
             try:
