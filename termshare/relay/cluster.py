@@ -48,6 +48,7 @@ from ..protocol.link import is_session_id
 from ..protocol.router import Action, Close, Send
 from ..protocol.wire import CloseCode, FrameKind
 from .logs import log
+from .outbox import SKIPPED_FRAME
 
 if TYPE_CHECKING:
     from .app import Relay
@@ -174,6 +175,8 @@ class ClusterNode:
         self._virtual: dict[tuple[str, int], int] = {}
         self.remote: dict[int, tuple[str, int]] = {}
         self._by_node: dict[str, set[int]] = {}
+        # Remote connections sent a SKIPPED since the last droppable frame published to them (as Outbox._skipping).
+        self._skipping: set[tuple[str, int]] = set()
         self._pending: dict[str, list[_Batch | bytes]] = {}  # per node, this flush's outgoing messages
         self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()  # (node, channel, message)
         self._queued = 0  # bytes in _queue
@@ -322,7 +325,17 @@ class ClusterNode:
                 if isinstance(message, _Batch):
                     if message.droppable and self._queued >= QUEUE_HIGH:
                         self.stats.dropped += len(message.conns)  # those viewers see the gap and resync
+                        # As Outbox does for a local viewer: one SKIPPED where each hole begins, so a
+                        # viewer resyncs even if no later frame comes to show the gap.
+                        fresh = [conn for conn in message.conns if (node, conn) not in self._skipping]
+                        if fresh:
+                            self._skipping.update((node, conn) for conn in fresh)
+                            hint = _Batch(SKIPPED_FRAME, False, fresh[0])
+                            hint.conns = fresh
+                            self._publish(node, hint.encode())
                         continue
+                    if message.droppable and self._skipping:
+                        self._skipping.difference_update((node, conn) for conn in message.conns)
                     message = message.encode()
                 self._publish(node, message)
         self._pending.clear()
@@ -430,7 +443,8 @@ class ClusterNode:
         self.relay.flush()
 
     def _forget_remote(self, vconn: int) -> None:
-        node, _ = self.remote.pop(vconn)
+        node, conn = self.remote.pop(vconn)
+        self._skipping.discard((node, conn))
         self._by_node[node].discard(vconn)
         if not self._by_node[node]:
             del self._by_node[node]
@@ -456,6 +470,7 @@ class ClusterNode:
         for vconn in virtual:
             node_conn = self.remote.pop(vconn)
             self._virtual.pop(node_conn, None)
+            self._skipping.discard(node_conn)
             self.relay.router.disconnected(vconn, time.monotonic())
             self._publish(node, _close_message(node_conn[1], CloseCode.TRY_AGAIN, MOVED))
         self.relay.flush()
