@@ -148,6 +148,9 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
             "viewers": viewers_n,
             "aggregate_mb_per_s": total / elapsed / MB,
             "complete_viewers": got.complete,
+            "resynced_viewers": got.resynced,  # fell behind, skipped output and resynced: by design
+            "incomplete_unexplained": got.unexplained,  # short without a resync: should be 0
+            "snapshots": got.snapshots,
             "cpu_s_per_mb": cpu / max(total / MB, 1e-9),  # every node + Redis
             "redis_cpu_s_per_mb": redis_cpu / max(total / MB, 1e-9),
             "cpu_us_per_frame": cpu / max(frames, 1) * 1e6,  # per output frame, fanned out to every viewer
@@ -158,6 +161,9 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
             "per_node_cpu_share": [c / elapsed for c in node_cpu],
             "redis_messages": delta("termshare_cluster_messages_total", direction="published"),
             "frames_dropped": delta("termshare_cluster_frames_dropped_total") + delta("termshare_group_frames_dropped_total"),
+            # per viewer: over a node's soft cap for that viewer (outbox.py), or Redis behind on the home (cluster.py)
+            "frames_skipped_slow_viewer": delta("termshare_group_frames_dropped_total"),
+            "frames_skipped_redis_behind": delta("termshare_cluster_frames_dropped_total"),
             "seconds": elapsed,
         }
     finally:

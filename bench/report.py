@@ -31,6 +31,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         spec.append((f"fan-out {n}", "relay CPU s/MB", ("fanout", n, "{s}", "relay_cpu_s_per_mb")))
         spec.append((f"fan-out {n}", "relay MB/s per CPU core (1 / CPU s/MB)", ("fanout", n, "{s}", "relay_mb_per_cpu_s")))
         spec.append((f"fan-out {n}", "viewers with every byte", ("fanout", n, "{s}", "complete_viewers")))
+        spec.append((f"fan-out {n}", "viewers resynced (fell behind, by design)", ("fanout", n, "{s}", "resynced_viewers")))
+        spec.append((f"fan-out {n}", "viewers short without a resync (should be 0)", ("fanout", n, "{s}", "incomplete_unexplained")))
         spec.append((f"fan-out {n}", "CPU cores: relay", ("fanout", n, "{s}", "relay_cpu_share")))
         spec.append((f"fan-out {n}", "CPU cores: viewers (bench)", ("fanout", n, "{s}", "viewers_cpu_share")))
     stalled = w.get("stalled", {})
@@ -103,6 +105,8 @@ def _browser_rows(b: Any) -> list[dict[str, Any]]:
 CLUSTER_METRICS = [
     ("fan-out aggregate MB/s", "fanout", "aggregate_mb_per_s"),
     ("fan-out viewers with every byte", "fanout", "complete_viewers"),
+    ("fan-out viewers resynced (fell behind, by design)", "fanout", "resynced_viewers"),
+    ("fan-out viewers short without a resync (should be 0)", "fanout", "incomplete_unexplained"),
     ("fan-out CPU s/MB (nodes+Redis)", "fanout", "cpu_s_per_mb"),
     ("fan-out CPU us/frame (nodes+Redis)", "fanout", "cpu_us_per_frame"),
     ("fan-out CPU cores: nodes", "fanout", "nodes_cpu_share"),

@@ -67,6 +67,7 @@ class TsViewer(BenchViewer):
                 self.live.set()
             elif isinstance(event, ev.StreamBroken):
                 self.broken += 1
+                self.resyncs += 1  # the viewer sent RESYNC: a SNAPSHOT replaces what was skipped
             elif isinstance(event, ev.Ended | ev.Rejected | ev.Removed | ev.ProtocolFailed):
                 self.done.set()
         if protocol.close_code is not None:

@@ -27,7 +27,8 @@ class BenchViewer:
         self.wire_bytes = 0
         self.frames = 0  # websocket messages received
         self.snapshots = 0
-        self.broken = 0
+        self.broken = 0  # the stream was not whole: a resync (below), an undecryptable frame, an error
+        self.resyncs = 0  # of which: the stream broke (the relay skipped output for us, a gap) and we asked for a snapshot
         self.last_output_at = 0.0
         self.target = 0
         self.live = asyncio.Event()
@@ -52,7 +53,7 @@ class BenchViewer:
         await asyncio.wait_for(self.live.wait(), timeout)
 
     def reset_counters(self, target: int = 0) -> None:
-        self.output_bytes = self.wire_bytes = self.frames = 0
+        self.output_bytes = self.wire_bytes = self.frames = self.snapshots = self.broken = self.resyncs = 0
         self.target = target
         self.reached.clear()
 

@@ -64,12 +64,13 @@ async def _worker(system: str, urls: list[str], count: int) -> None:
             if "arm" in command:
                 for v in viewers:
                     v.reset_counters(command["arm"])
-                    v.broken = 0
                 say({"armed": True})
                 waiting = asyncio.ensure_future(_all_reached(viewers, command["timeout"]))
                 waiting.add_done_callback(lambda _: say({"result": {
                     "bytes": [v.output_bytes for v in viewers],
                     "broken": [v.broken for v in viewers],
+                    "resyncs": [v.resyncs for v in viewers],
+                    "snapshots": [v.snapshots for v in viewers],
                     "wire_bytes": sum(v.wire_bytes for v in viewers),
                     "frames": sum(v.frames for v in viewers),
                     "last_output_at": max(v.last_output_at for v in viewers),
@@ -109,6 +110,9 @@ class PoolRun:
     seconds: float  # the gate key to the last output byte any viewer got
     total_bytes: int  # output bytes, all viewers
     complete: int  # viewers that got every byte, with no broken stream
+    resynced: int  # viewers that fell behind and resynced (the relay skipped output for them: by design)
+    unexplained: int  # viewers without every byte and without a resync: lost or extra bytes, or closed early
+    snapshots: int  # SNAPSHOTs received, all viewers (a resync whose session ended first gets none)
     frame_kb: float  # mean websocket message size
     cpu_seconds: float  # all worker processes, during the run
 
@@ -147,11 +151,15 @@ class ViewerPool:
         t0 = time.perf_counter()
         await self.workers[0].send({"gate": True})
         results = [await worker.expect("result", timeout + 10) for worker in self.workers]
-        got = [(b, broken) for r in results for b, broken in zip(r["bytes"], r["broken"], strict=True)]
+        got = [(b, broken, resyncs) for r in results
+               for b, broken, resyncs in zip(r["bytes"], r["broken"], r["resyncs"], strict=True)]
         return PoolRun(
             seconds=max(max(r["last_output_at"] for r in results) - t0, 1e-9),
-            total_bytes=sum(b for b, _ in got),
-            complete=sum(1 for b, broken in got if b == size and not broken),
+            total_bytes=sum(b for b, _, _ in got),
+            complete=sum(1 for b, broken, _ in got if b == size and not broken),
+            resynced=sum(1 for _, _, resyncs in got if resyncs),
+            unexplained=sum(1 for b, broken, resyncs in got if (b != size or broken) and not resyncs),
+            snapshots=sum(sum(r["snapshots"]) for r in results),
             frame_kb=sum(r["wire_bytes"] for r in results) / max(sum(r["frames"] for r in results), 1) / 1000,
             cpu_seconds=sum(procs.cpu_seconds(pid) for pid in self.pids) - cpu0,
         )

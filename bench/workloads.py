@@ -227,6 +227,8 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
             "aggregate_mb_per_s": total / elapsed / MB,
             "per_viewer_mb": size / MB,
             "complete_viewers": got.complete,
+            "resynced_viewers": got.resynced,  # fell behind, skipped output and resynced: by design
+            "incomplete_unexplained": got.unexplained,  # short without a resync: should be 0
             "frame_kb": got.frame_kb,
             "relay_cpu_s_per_mb": cpu / max(total / MB, 1e-9),
             # What one saturated relay core would deliver at this cost: the relay's capacity, which
