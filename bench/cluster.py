@@ -141,6 +141,8 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
             return sum(_metric(b, name, **labels) - _metric(a, name, **labels) for a, b in zip(m0, m1, strict=True))
 
         frames = delta("termshare_frames_received_total", role="sharer")
+        # skipped per viewer: over a node's soft cap for it (outbox.py), or Redis behind on the home (cluster.py)
+        slow, redis_behind = delta("termshare_group_frames_dropped_total"), delta("termshare_cluster_frames_dropped_total")
         total = got.total_bytes
         cpu = sum(node_cpu) + redis_cpu
         return {
@@ -160,10 +162,9 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
             "viewers_cpu_share": got.cpu_seconds / elapsed,  # all viewer processes
             "per_node_cpu_share": [c / elapsed for c in node_cpu],
             "redis_messages": delta("termshare_cluster_messages_total", direction="published"),
-            "frames_dropped": delta("termshare_cluster_frames_dropped_total") + delta("termshare_group_frames_dropped_total"),
-            # per viewer: over a node's soft cap for that viewer (outbox.py), or Redis behind on the home (cluster.py)
-            "frames_skipped_slow_viewer": delta("termshare_group_frames_dropped_total"),
-            "frames_skipped_redis_behind": delta("termshare_cluster_frames_dropped_total"),
+            "frames_dropped": slow + redis_behind,
+            "frames_skipped_slow_viewer": slow,
+            "frames_skipped_redis_behind": redis_behind,
             "seconds": elapsed,
         }
     finally:

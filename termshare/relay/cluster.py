@@ -148,8 +148,8 @@ class _Batch:
 
     __slots__ = ("data", "droppable", "conns")
 
-    def __init__(self, data: bytes, droppable: bool, conn: int) -> None:
-        self.data, self.droppable, self.conns = data, droppable, [conn]
+    def __init__(self, data: bytes, droppable: bool, conns: list[int]) -> None:
+        self.data, self.droppable, self.conns = data, droppable, conns
 
     def encode(self) -> bytes:
         n = len(self.conns)
@@ -314,7 +314,7 @@ class ClusterNode:
             if isinstance(last, _Batch) and last.data is action.data and last.droppable == action.droppable:
                 last.conns.append(conn)
             else:
-                pending.append(_Batch(action.data, action.droppable, conn))
+                pending.append(_Batch(action.data, action.droppable, [conn]))
         else:
             assert isinstance(action, Close)
             pending.append(_close_message(conn, action.code, action.reason))
@@ -330,9 +330,7 @@ class ClusterNode:
                         fresh = [conn for conn in message.conns if (node, conn) not in self._skipping]
                         if fresh:
                             self._skipping.update((node, conn) for conn in fresh)
-                            hint = _Batch(SKIPPED_FRAME, False, fresh[0])
-                            hint.conns = fresh
-                            self._publish(node, hint.encode())
+                            self._publish(node, _Batch(SKIPPED_FRAME, False, fresh).encode())
                         continue
                     if message.droppable and self._skipping:
                         self._skipping.difference_update((node, conn) for conn in message.conns)

@@ -114,7 +114,6 @@ export class TerminalView {
     /** @type {(() => void)[]} */
     this._drainWaiters = [];
     this._cprExpected = 0;
-    this._inputEnabled = false;
     this._fitting = false;
     this._fitAgain = false;
     this._ratio = null; // {w, h}: CSS pixels per font pixel of one cell
@@ -164,7 +163,6 @@ export class TerminalView {
    */
   enableInput(sink) {
     this.term.options.disableStdin = false;
-    this._inputEnabled = true;
     this._updateCursorBlink();
     const encoder = new TextEncoder();
     this._inputSubs = [
@@ -188,7 +186,6 @@ export class TerminalView {
 
   disableInput() {
     this.term.options.disableStdin = true;
-    this._inputEnabled = false;
     this._updateCursorBlink();
     for (const sub of this._inputSubs ?? []) sub.dispose();
     this._inputSubs = [];
@@ -203,7 +200,7 @@ export class TerminalView {
    * instead of 3.5. WebGL blinks on a 600 ms timer and draws only when the cursor toggles.
    */
   _updateCursorBlink() {
-    this.term.options.cursorBlink = this._inputEnabled && this.renderer === 'webgl';
+    this.term.options.cursorBlink = !this.term.options.disableStdin && this.renderer === 'webgl';
   }
 
   focus() { this.term.focus(); }
