@@ -35,7 +35,6 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         spec.append((f"fan-out {n}", "viewers short without a resync (should be 0)", ("fanout", n, "{s}", "incomplete_unexplained")))
         spec.append((f"fan-out {n}", "CPU cores: relay", ("fanout", n, "{s}", "relay_cpu_share")))
         spec.append((f"fan-out {n}", "CPU cores: viewers (bench)", ("fanout", n, "{s}", "viewers_cpu_share")))
-    stalled = w.get("stalled", {})
     spec.append(("stalled viewer", "others' MB/s, none stalled", ("stalled", "{s}", "baseline", "others_mb_per_s")))
     spec.append(("stalled viewer", "others' MB/s, 1 stalled", ("stalled", "{s}", "stalled", "others_mb_per_s")))
     spec.append(("stalled viewer", "slowest other MB/s, 1 stalled", ("stalled", "{s}", "stalled", "slowest_other_mb_per_s")))
@@ -61,7 +60,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         at = next(i for i, r in enumerate(out) if r["workload"] == "echo (idle)") + 2
         out[at:at] = [_row("echo (idle)", f"{p} ms; limit = 3-process asyncio floor", _stat(w, "echo", "idle", "termshare", key),
                            None, _stat(w, "echo", "idle", "floor", key)) for p, key in (("p50", "p50_ms"), ("p99", "p99_ms"))]
-    del stalled
+    if _stat(w, "footprint", "limit", "libraries_rss_mb"):  # the same termshare figure against what its libraries hold
+        at = next(i for i, r in enumerate(out) if r["metric"] == "share RSS MB at rest") + 1
+        out.insert(at, _row("footprint", "share RSS MB at rest; limit = interpreter + asyncio + cryptography",
+                            _stat(w, "footprint", "termshare", "share_rss_mb"), None, _stat(w, "footprint", "limit", "libraries_rss_mb")))
     out += _browser_rows(w.get("browser"))
     out += _cluster_rows(w.get("cluster"))
     return out

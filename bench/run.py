@@ -214,8 +214,9 @@ class Bench:
         """7: gathered from the throughput runs (wire bytes, RSS under load) and start-up (RSS at rest)."""
         res: dict[str, Any] = {"limit": {"wire_per_byte": {"median": 1.0, "min": 1.0, "max": 1.0}}}
         floor = results.get("startup", {}).get("limit", {})
-        if "share_rss_mb" in floor:
-            res["limit"]["share_rss_mb"] = floor["share_rss_mb"]
+        for key in ("share_rss_mb", "libraries_rss_mb"):
+            if key in floor:
+                res["limit"][key] = floor[key]
         for system in self.systems:
             tp = results.get("throughput", {}).get(system.name, {})
             su = results.get("startup", {}).get(system.name, {})

@@ -353,18 +353,44 @@ def startup(system: Any, relay: Relay) -> dict[str, Any]:
         share.stop()
 
 
+# What a sharer cannot do without: an event loop (asyncio, which imports ssl whether or not TLS is
+# used) and the primitives of docs/PROTOCOL.md §3 from cryptography (its Rust extension carries its
+# own OpenSSL), each used once, as a sharer does before it prints its link (first use pulls in more
+# of OpenSSL). A process holding only these is the least RSS any Python sharer of this design has.
+_LIBRARIES = """
+import asyncio, os, time
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+ed25519.Ed25519PrivateKey.generate().sign(b"m")
+x25519.X25519PrivateKey.generate().exchange(x25519.X25519PrivateKey.generate().public_key())
+AESGCM(os.urandom(32)).encrypt(os.urandom(12), b"m", None)
+HKDF(hashes.SHA256(), 32, None, None).derive(b"k")
+asyncio.run(asyncio.sleep(0))
+time.sleep(5)
+"""
+
+
 def python_floor() -> dict[str, Any]:
-    """The limit for start-up and footprint: a bare interpreter starting, and its RSS at rest."""
+    """The limits for start-up and footprint: a bare interpreter starting, and its RSS at rest; and
+    the RSS at rest of an interpreter holding the libraries a sharer needs."""
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     seconds = time.perf_counter() - t0
-    proc = procs.start([sys.executable, "-c", "import time; time.sleep(5)"])
+    return {"seconds": seconds, "share_rss_mb": _rss_at_rest("import time; time.sleep(5)") / MB,
+            "libraries_rss_mb": _rss_at_rest(_LIBRARIES) / MB}
+
+
+def _rss_at_rest(code: str) -> int:
+    proc = procs.start([sys.executable, "-c", code])
     try:
-        time.sleep(0.5)
-        rss = procs.rss_bytes(proc.pid)
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the footprint probe exited with {proc.returncode}")
+        return procs.rss_bytes(proc.pid)
     finally:
         procs.stop(proc)
-    return {"seconds": seconds, "share_rss_mb": rss / MB}
 
 
 _PTY_FLOOD = """

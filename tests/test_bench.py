@@ -33,6 +33,7 @@ HEADLINES = [
     ("startup", "termshare", "seconds"),
     ("footprint", "termshare", "wire_per_byte"),
     ("footprint", "termshare", "share_rss_mb"),
+    ("footprint", "limit", "libraries_rss_mb"),
 ]
 # Required where their tools are installed (Playwright + chromium; redis-server), as in tests/browser
 # and tests/cluster; elsewhere the results must say why they are missing.
