@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from . import procs
-from .workloads import _pct
+from .workloads import _ms, _pct
 
 
 def _serve_sharer(port: int) -> None:
@@ -117,7 +117,7 @@ async def echo_floor(count: int, interval: float) -> dict[str, Any]:
         raise procs.BenchError("no byte came back through the floor's processes")
     samples.sort()
     return {"p50_ms": _pct(samples, 50) * 1000, "p99_ms": _pct(samples, 99) * 1000, "max_ms": samples[-1] * 1000,
-            "keystrokes": len(samples), "lost": count - len(samples)}
+            "keystrokes": len(samples), "lost": count - len(samples), "samples_ms": _ms(samples)}
 
 
 if __name__ == "__main__":

@@ -31,21 +31,21 @@ from .systems import Relay, TermPair, Termshare
 MB = 1_000_000
 # Sizes per mode. *_ref_* are TermPair's (about 40x slower: same rates, fewer bytes, less waiting).
 MODES: dict[str, dict[str, Any]] = {
-    "full": dict(repeats=3, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_interval=0.02,
+    "full": dict(repeats=5, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_rounds=4, echo_interval=0.02,
                  fan=[1, 10, 100, 200], fan_bytes={1: 50 * MB, 10: 20 * MB, 100: 4 * MB, 200: 2 * MB},
                  fan_ref_total=24 * MB, stall_others=5, stall_bytes=100 * MB, stall_ref_bytes=16 * MB,
                  stall_timeout=20.0, idle_sessions=1000, idle_viewers=2, idle_seconds=30.0, startup_repeats=5, flood_warmup=1.0,
                  browser_bytes=50 * MB, browser_ref_bytes=4 * MB, browser_repeats=1, browser_echo_n=100, browser_dom_limit=True,
                  cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=10 * MB, cluster_echo_n=200,
                  cluster_sessions=500, cluster_idle_seconds=5.0),
-    "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_interval=0.02,
+    "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_rounds=2, echo_interval=0.02,
                   fan=[1, 10, 100, 200], fan_bytes={1: 20 * MB, 10: 5 * MB, 100: 1 * MB, 200: 1 * MB},
                   fan_ref_total=8 * MB, stall_others=5, stall_bytes=40 * MB, stall_ref_bytes=12 * MB,
                   stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=10.0, startup_repeats=3, flood_warmup=1.0,
                   browser_bytes=20 * MB, browser_ref_bytes=2 * MB, browser_repeats=1, browser_echo_n=50, browser_dom_limit=True,
                   cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=4 * MB, cluster_echo_n=100,
                   cluster_sessions=200, cluster_idle_seconds=3.0),
-    "tiny": dict(repeats=1, tp_bytes=4 * MB, tp_ref_bytes=1 * MB, echo_n=20, echo_interval=0.02,
+    "tiny": dict(repeats=1, tp_bytes=4 * MB, tp_ref_bytes=1 * MB, echo_n=20, echo_rounds=2, echo_interval=0.02,
                  fan=[1, 5], fan_bytes={1: 2 * MB, 5: 1 * MB}, fan_ref_total=1 * MB, stall_others=2,
                  stall_bytes=4 * MB, stall_ref_bytes=1 * MB, stall_timeout=3.0, idle_sessions=10,
                  idle_viewers=2, idle_seconds=1.0, startup_repeats=1, flood_warmup=0.3,
@@ -78,6 +78,20 @@ def summary(results: list[Any], failed: str | None = None) -> dict[str, Any]:
         only: dict[str, Any] = results[0]
         return only
     return {"error": failed or "every run failed"}
+
+
+def merge_echo(rounds: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One echo result from the rounds that worked: percentiles over all their keystrokes."""
+    ok = [r for r in rounds if r and "error" not in r]
+    if not ok:
+        return rounds[0] if rounds else None
+    samples = sorted(x for r in ok for x in r["samples_ms"])
+    merged = {"p50_ms": workloads._pct(samples, 50), "p99_ms": workloads._pct(samples, 99), "max_ms": samples[-1],
+              "keystrokes": len(samples), "lost": sum(r["lost"] for r in ok), "rounds_failed": len(rounds) - len(ok),
+              "round_p50s_ms": [r["p50_ms"] for r in ok], "samples_ms": samples}
+    if "flood_alive" in ok[0]:
+        merged["flood_alive"] = all(r["flood_alive"] for r in ok)
+    return merged
 
 
 def _unavailable(workload: str, reason: str) -> dict[str, Any]:
@@ -117,42 +131,45 @@ class Bench:
     # -- workloads ------------------------------------------------------------------------------
     async def throughput(self) -> dict[str, Any]:
         c = self.cfg
-        res: dict[str, Any] = {}
-        runs = []
+        sizes = {s.name: c["tp_bytes"] if s.name == "termshare" else c["tp_ref_bytes"] for s in self.systems}
+        runs: dict[str, list[dict[str, Any] | None]] = {name: [] for name in ("limit", *sizes)}
+        # Round-robin, not one system's repeats after another's: this machine's speed drifts by a
+        # fifth within minutes, and each ratio must compare runs made under the same conditions.
         for _ in range(c["repeats"]):
-            r = await self.each("throughput", "limit", lambda: asyncio.to_thread(workloads.pty_drain, self.file, c["tp_bytes"], 60))
-            runs.append(r)
-        res["limit"] = summary(runs, "pty drain failed")
-        for system in self.systems:
-            size = c["tp_bytes"] if system.name == "termshare" else c["tp_ref_bytes"]
-            runs = []
-            for _ in range(c["repeats"]):
+            runs["limit"].append(await self.each(
+                "throughput", "limit", lambda: asyncio.to_thread(workloads.pty_drain, self.file, c["tp_bytes"], 60)))
+            for system in self.systems:
                 async with self.relay(system) as relay:
-                    r = await self.each("throughput", system, lambda: workloads.throughput(system, relay, self.file, size, 120))
-                runs.append(r)
-            res[system.name] = summary(runs, "every run failed")
-            res[system.name]["bytes_per_run"] = size
+                    runs[system.name].append(await self.each(
+                        "throughput", system, lambda: workloads.throughput(system, relay, self.file, sizes[system.name], 120)))
+        res: dict[str, Any] = {"limit": summary(runs["limit"], "pty drain failed")}
+        for name, size in sizes.items():
+            res[name] = summary(runs[name], "every run failed")
+            res[name]["bytes_per_run"] = size
         return res
 
     async def echo(self) -> dict[str, Any]:
         c = self.cfg
-        res: dict[str, Any] = {"interval_ms": c["echo_interval"] * 1000}
-        bound = c["echo_n"] * (c["echo_interval"] + 0.01) + 30
+        rounds = c["echo_rounds"]
+        n = c["echo_n"] // rounds
+        res: dict[str, Any] = {"interval_ms": c["echo_interval"] * 1000, "rounds": rounds}
+        bound = n * (c["echo_interval"] + 0.01) + 30
         for cond in ("idle", "flood"):
-            res[cond] = {}
             flood = self.file if cond == "flood" else None
-            r = await self.each(f"echo {cond}", "limit", lambda: asyncio.to_thread(
-                workloads.pty_echo, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
-            res[cond]["limit"] = summary([r])
-            if cond == "idle":
-                r = await self.each("echo floor", "3 asyncio processes", lambda: floor.echo_floor(
-                    c["echo_n"], c["echo_interval"]))
-                res[cond]["floor"] = summary([r])
-            for system in self.systems:
-                async with self.relay(system) as relay:
-                    r = await self.each(f"echo {cond}", system, lambda: workloads.echo_latency(
-                        system, relay, c["echo_n"], c["echo_interval"], flood, bound, c["flood_warmup"]))
-                res[cond][system.name] = summary([r])
+            parts: dict[str, list[dict[str, Any] | None]] = {}
+            # The keystrokes of each system are spread over rounds taken in turn, so that drift in
+            # the machine's speed falls on each alike; the percentiles are over all of them.
+            for _ in range(rounds):
+                parts.setdefault("limit", []).append(await self.each(f"echo {cond}", "limit", lambda: asyncio.to_thread(
+                    workloads.pty_echo, n, c["echo_interval"], flood, bound, c["flood_warmup"])))
+                if cond == "idle":
+                    parts.setdefault("floor", []).append(await self.each(
+                        "echo floor", "3 asyncio processes", lambda: floor.echo_floor(n, c["echo_interval"])))
+                for system in self.systems:
+                    async with self.relay(system) as relay:
+                        parts.setdefault(system.name, []).append(await self.each(f"echo {cond}", system, lambda: workloads.echo_latency(
+                            system, relay, n, c["echo_interval"], flood, bound, c["flood_warmup"])))
+            res[cond] = {name: summary([merge_echo(runs)]) for name, runs in parts.items()}
         return res
 
     async def fanout(self) -> dict[str, Any]:

@@ -190,6 +190,7 @@ async def echo_latency(system: Any, relay: Relay, count: int, interval: float, f
             "max_ms": samples[-1] * 1000,
             "keystrokes": len(samples),
             "lost": lost,
+            "samples_ms": _ms(samples),
             "flood_alive": drain is None or drain.poll() is None,
         }
     finally:
@@ -199,6 +200,11 @@ async def echo_latency(system: Any, relay: Relay, count: int, interval: float, f
                 s.stop()
         if drain is not None:
             procs.stop(drain)
+
+
+def _ms(samples: Sequence[float]) -> list[float]:
+    """Every latency in ms, for results.json and for merging rounds (bench/run.py)."""
+    return [round(x * 1000, 4) for x in samples]
 
 
 def _pct(sorted_samples: Sequence[float], pct: float) -> float:
@@ -450,4 +456,5 @@ def _pty_echo(count: int, interval: float) -> dict[str, Any]:
             os.waitpid(pid, 0)
     samples.sort()
     return {"p50_ms": _pct(samples, 50) * 1000, "p99_ms": _pct(samples, 99) * 1000,
-            "max_ms": samples[-1] * 1000, "keystrokes": len(samples), "lost": count - len(samples)}
+            "max_ms": samples[-1] * 1000, "keystrokes": len(samples), "lost": count - len(samples),
+            "samples_ms": _ms(samples)}
