@@ -173,7 +173,7 @@ def table(rows_: list[dict[str, Any]], ref: Any) -> str:
                       _cell(r["termpair"]) if ref.available else "n/a", _cell(r["limit"]),
                       f"{tp_ratio:.2f}x" if tp_ratio is not None else "n/a",
                       f"{lim_ratio:.2f}x" if lim_ratio is not None else "n/a"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     text = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     text += [fmt.format(*line) for line in lines]

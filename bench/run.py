@@ -361,13 +361,18 @@ def main(argv: list[str] | None = None) -> int:
     malloc.tune()  # the viewers here run `termshare join`'s code, and join's process does this
     cfg = MODES[mode]
     only = {w.strip() for w in args.only.split(",") if w.strip()}
+    if unknown := sorted(only - set(WORKLOADS)):
+        parser.error(f"--only: no workload named {', '.join(unknown)} (there are {', '.join(WORKLOADS)})")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out {args.out}: {exc.strerror or exc}")
 
     procs.install_cleanup()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 16384), hard), hard))
 
-    args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     sizes = [cfg["tp_bytes"], cfg["stall_bytes"], *cfg["fan_bytes"].values(), cfg["browser_bytes"], cfg["cluster_bytes"]]
     payload.make(args.out / "payload.bin", max(sizes))

@@ -82,3 +82,21 @@ def test_bench_runs_tiny(tmp_path: Path) -> None:
     assert workloads["fanout"]["5"]["termshare"]["relay_cpu_s_per_mb"]["median"] >= 0
     assert (tmp_path / "results.png").stat().st_size > 0  # matplotlib comes with the test extra
     assert not results["meta"]["failures"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--only", "throughput,nonsense"], "no workload named nonsense"),
+        (["--out", "{file}"], "--out"),
+        (["--tiny", "--quick"], "not allowed with"),
+    ],
+)
+def test_bench_refuses_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("")
+    argv = [a.replace("{file}", str(file)) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (REPO / "bench" / "results" / "payload.bin").exists()  # refused before any work
