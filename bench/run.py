@@ -375,16 +375,19 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     sizes = [cfg["tp_bytes"], cfg["stall_bytes"], *cfg["fan_bytes"].values(), cfg["browser_bytes"], cfg["cluster_bytes"]]
-    payload.make(args.out / "payload.bin", max(sizes))
-    if args.no_reference:
-        ref = reference.Reference(False, "skipped (--no-reference)")
-    else:
-        ref = reference.setup(lambda m: print(m, file=sys.stderr, flush=True))
-    if not ref.available:
-        print(f"reference unavailable: {ref.reason}", file=sys.stderr, flush=True)
-    bench = Bench(cfg, args.out, ref)
     try:
+        payload.make(args.out / "payload.bin", max(sizes))
+        if args.no_reference:
+            ref = reference.Reference(False, "skipped (--no-reference)")
+        else:
+            ref = reference.setup(lambda m: print(m, file=sys.stderr, flush=True))
+        if not ref.available:
+            print(f"reference unavailable: {ref.reason}", file=sys.stderr, flush=True)
+        bench = Bench(cfg, args.out, ref)
         workloads_ = asyncio.run(run_all(bench, only))
+    except KeyboardInterrupt:
+        print("python -m bench.run: interrupted; no results written", file=sys.stderr)
+        return 130
     finally:
         procs.stop_all()
         with contextlib.suppress(OSError):

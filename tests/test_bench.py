@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -100,3 +104,43 @@ def test_bench_refuses_bad_arguments(tmp_path: Path, args: list[str], message: s
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (REPO / "bench" / "results" / "payload.bin").exists()  # refused before any work
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass  # gone meanwhile, or not ours to read
+    return found
+
+
+@pytest.mark.timeout(90)
+def test_bench_interrupted_stops_everything(tmp_path: Path) -> None:
+    """Ctrl-C mid-run: a one-line message, exit 130, and no relay, sharer or viewer left running."""
+    marker = f"TERMSHARE_BENCH_TEST={uuid.uuid4().hex}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--tiny", "--no-reference", "--only", "echo,fanout", "--out", str(tmp_path)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job may inherit it ignored
+    )
+    assert proc.stderr is not None
+    seen = ""
+    for line in proc.stderr:  # until the run is in its first workload, with processes up
+        seen += line
+        if "echo idle [limit]" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, seen + rest
+    assert "interrupted" in rest and "Traceback" not in rest, seen + rest
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "payload.bin").exists()
+    deadline = time.monotonic() + 5
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_with(marker)
