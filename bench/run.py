@@ -29,7 +29,7 @@ from . import cluster, floor, payload, procs, reference, report, workloads
 from .systems import Relay, TermPair, Termshare
 
 MB = 1_000_000
-# Sizes per mode. *_ref_* are TermPair's (about 40x slower: same rates, fewer bytes, less waiting).
+# Sizes per mode. *_ref_* are TermPair's (10-40x slower: same rates, fewer bytes, less waiting).
 MODES: dict[str, dict[str, Any]] = {
     "full": dict(repeats=5, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_rounds=4, echo_interval=0.02,
                  fan=[1, 10, 100, 200], fan_bytes={1: 50 * MB, 10: 20 * MB, 100: 4 * MB, 200: 2 * MB},
