@@ -38,9 +38,9 @@ import os
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ..protocol.envelope import parse_header
 from ..protocol.errors import FrameError
@@ -226,7 +226,8 @@ class ClusterNode:
             return None
         try:
             if first is None:
-                home = await self.redis.hget(k_sess(sid), "home")
+                # cast: redis-py < 8 types hget as sync-or-async
+                home = await cast("Awaitable[bytes | None]", self.redis.hget(k_sess(sid), "home"))
                 return self.node if home is None else _text(home)
             return await self._place_sharer(conn, sid, first)
         except (RedisError, OSError):
@@ -396,8 +397,10 @@ class ClusterNode:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
+                # typed through a variable: redis < 8 leaves aclose() unannotated, later ones do not
+                close: Callable[[], Awaitable[object]] = pubsub.aclose
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await close()
 
     def _dispatch(self, data: bytes) -> None:
         tag = data[:1]

@@ -9,6 +9,7 @@ import pty
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from ..terminal import set_size
@@ -46,8 +47,10 @@ class PtyReader:
     """Reads the PTY master and hands what it read to `on_data`, on the loop, in order.
 
     Interactive output is read by a loop reader callback: an echo reaches `on_data` with no thread
-    hop. Once a callback finds `bulk` bytes or more waiting, the child is writing faster than the
-    loop reads, and a thread takes over until the PTY has been quiet for `quiet` seconds. Why: the
+    hop. Once the loop has read `bulk` bytes or more with no pause of `quiet` seconds between reads,
+    the child is writing in bulk, and a thread takes over until the PTY has been quiet for `quiet`
+    seconds. (Counting the run rather than one read's size: a fast loop may keep up with the child
+    in small reads, and the child still stalls while the loop seals and sends.) Why: the
     kernel buffers only ~64 KiB between the child and us, so while the loop seals and sends a
     256 KiB frame (about half a millisecond) the child fills it and stops; reading and sending
     took turns. The thread keeps draining the PTY meanwhile (`poll` and `readv` release the GIL).
@@ -64,6 +67,7 @@ class PtyReader:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._run, self._last_read = 0, 0.0  # bytes the loop read since the last pause, and when
         self._wake_r, self._wake_w = os.pipe()
 
     @property
@@ -119,9 +123,13 @@ class PtyReader:
         size, closed = self._read()
         if size:
             self._on_data(bytes(self._buffer[:size]))
+        now = time.monotonic()
+        self._run = size if now - self._last_read > self._quiet else self._run + size
+        self._last_read = now
         if closed:
             self._loop.remove_reader(self._fd)
-        elif size >= self._bulk and not self._stopping:
+        elif self._run >= self._bulk and not self._stopping:
+            self._run = 0
             self._loop.remove_reader(self._fd)
             if self._thread is not None:
                 self._thread.join()  # the last burst's thread: it handed back and is ending
