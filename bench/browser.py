@@ -40,6 +40,7 @@ import base64
 import contextlib
 import errno
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -381,7 +382,7 @@ async def web_app(browser: Any, system: Any, relay: Relay, file: Path, size: int
     fifo = tmp / "gate"
     os.mkfifo(fifo)
     sentinel = f"BENCH-END-{os.urandom(4).hex()}"
-    script = f"head -c1 {fifo} >/dev/null; head -c {size} {file}; printf '\\r\\n%s\\r\\n' {sentinel}; exec cat"
+    script = f"head -c1 {shlex.quote(str(fifo))} >/dev/null; head -c {size} {shlex.quote(str(file))}; printf '\\r\\n%s\\r\\n' {sentinel}; exec cat"
     share = system.start_share(relay, sh(script))
     try:
         async with _page(browser) as (page, errors):

@@ -68,7 +68,12 @@ def stop_all() -> None:
         stop(proc, grace=1.0)
 
 
+stopping = 0  # the signal that is stopping the run, once one came
+
+
 def _on_signal(signum: int, frame: object) -> None:
+    global stopping
+    stopping = signum
     raise SystemExit(128 + signum)
 
 

@@ -27,19 +27,23 @@ class Reference:
     python: str = ""
 
 
-def _python310() -> str | None:
-    candidates = [os.environ.get("TERMPAIR_PYTHON", ""), shutil.which("python3.10") or ""]
+def _is_python310(path: str) -> bool:
+    try:
+        out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.stdout.strip() == "True"
+
+
+def _python310(log: Callable[[str], None]) -> str | None:
+    if chosen := os.environ.get("TERMPAIR_PYTHON"):
+        if _is_python310(chosen):
+            return chosen
+        log(f"TERMPAIR_PYTHON={chosen} is not a Python 3.10 that runs; looking for another")
+    candidates = [shutil.which("python3.10") or ""]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")), reverse=True)
-    for path in candidates:
-        if path and os.path.exists(path):
-            try:
-                out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
-                                     capture_output=True, text=True, timeout=30)
-            except (OSError, subprocess.SubprocessError):
-                continue
-            if out.stdout.strip() == "True":
-                return path
-    return None
+    return next((path for path in candidates if path and os.path.exists(path) and _is_python310(path)), None)
 
 
 def _installed() -> bool:
@@ -53,10 +57,10 @@ def _installed() -> bool:
 def setup(log: Callable[[str], None] = print) -> Reference:
     try:
         if not _installed():
-            py = _python310()
+            py = _python310(log)
             if py is None:
                 return Reference(False, "no Python 3.10 found (TermPair 0.3.1.5 needs it; try pyenv install 3.10)")
-            log(f"setting up TermPair {VERSION} in {VENV} (Python 3.10, first run only)")
+            log(f"setting up TermPair {VERSION} in {VENV} with {py} (first run only)")
             shutil.rmtree(VENV, ignore_errors=True)
             subprocess.run([py, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
             pip = subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", f"termpair=={VERSION}"],

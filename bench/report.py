@@ -200,8 +200,9 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     w = results["workloads"]
     colors = {"termshare": "tab:blue", "termpair": "tab:orange", "limit": "tab:gray"}
     fig, axes = plt.subplots(3, 4, figsize=(18, 12))
-    fig.suptitle(f"termshare vs TermPair 0.3.1.5 vs the limit ({results['meta']['mode']} run, "
-                 f"{results['meta']['cpus']} CPUs)")
+    meta = results["meta"]
+    only = "" if meta.get("only") == "all" else f" of {', '.join(meta.get('only', []))}"
+    fig.suptitle(f"termshare vs TermPair 0.3.1.5 vs the limit ({meta['mode']} run{only}, {meta['cpus']} CPUs)")
 
     def bars(ax: Any, title: str, getter: Any, log: bool = False) -> None:
         names, meds, errs, cols = [], [], [[], []], []

@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import os
 import platform
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -94,6 +96,21 @@ def merge_echo(rounds: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     return merged
 
 
+def shortfall(result: dict[str, Any]) -> str | None:
+    """What a run lost (bytes, keystrokes, viewers), which makes its figures not a result."""
+    if result.get("complete") is False:
+        return f"{result.get('bytes', '?')} bytes arrived of the payload"
+    if lost := result.get("lost") or result.get("echo_lost"):
+        return f"{lost} keystroke(s) never echoed"
+    if result.get("incomplete_unexplained"):
+        return f"{result['incomplete_unexplained']} viewer(s) short of bytes without a resync"
+    if "others" in result and result["others_complete"] < result["others"]:
+        return f"{result['others'] - result['others_complete']} of the other viewers short of bytes"
+    if "viewers_opened" in result and result["viewers"] < result["viewers_opened"]:
+        return f"{result['viewers_opened'] - result['viewers']} idle viewer(s) dropped"
+    return None
+
+
 def _unavailable(workload: str, reason: str) -> dict[str, Any]:
     print(f"  {workload} unavailable: {reason}", file=sys.stderr)
     return {"unavailable": reason}
@@ -117,15 +134,23 @@ class Bench:
 
     async def each(self, label: str, system: Any, fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any] | None:
         t0 = time.monotonic()
+        who = f"{label} [{system if isinstance(system, str) else system.name}]"
         try:
             result = await fn()
         except Exception as exc:  # noqa: BLE001 - one failure is reported, the run goes on
-            message = f"{label} [{system if isinstance(system, str) else system.name}]: {type(exc).__name__}: {exc}"
+            if procs.stopping:
+                raise  # what a signal's cancellation broke (a closed browser, a dead pipe) is not a result
+            message = f"{who}: {type(exc).__name__}: {exc}"
             self.failures.append(message)
             print(f"  FAILED {message}", file=sys.stderr)
             traceback.print_exc(limit=3, file=sys.stderr)
             return {"error": message}
-        print(f"  {label} [{system if isinstance(system, str) else system.name}] {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        if result and (lost := shortfall(result)):
+            # kept (the figures say how far it got) but counted: a run that loses data failed
+            message = f"{who}: {lost}"
+            self.failures.append(message)
+            print(f"  FAILED {message}", file=sys.stderr)
+        print(f"  {who} {time.monotonic() - t0:.1f} s", file=sys.stderr)
         return result
 
     # -- workloads ------------------------------------------------------------------------------
@@ -337,11 +362,15 @@ async def run_all(bench: Bench, only: set[str]) -> dict[str, Any]:
     for name in ("throughput", "echo", "fanout", "stalled", "idle", "startup"):
         if only and name not in only:
             continue
+        if procs.stopping:
+            raise asyncio.CancelledError
         print(f"[{name}]", file=sys.stderr, flush=True)
         results[name] = await getattr(bench, name)()
     if not only or "footprint" in only:
         results["footprint"] = bench.footprint(results)
     for name in ("browser", "cluster"):
+        if procs.stopping:
+            raise asyncio.CancelledError
         if not only or name in only:
             print(f"[{name}]", file=sys.stderr, flush=True)
             results[name] = await getattr(bench, name)()
@@ -353,20 +382,25 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, about 3 minutes")
     size.add_argument("--tiny", action="store_true", help="smallest sizes, under a minute (the test suite's check)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results", help="where results go")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="where results go")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)} (footprint brings throughput and startup)")
     parser.add_argument("--no-reference", action="store_true", help="skip TermPair (ratios shown as n/a)")
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     malloc.tune()  # the viewers here run `termshare join`'s code, and join's process does this
     cfg = MODES[mode]
-    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    only = {w.strip() for w in (args.only or "").split(",") if w.strip()}
+    if args.only is not None and not only:
+        parser.error(f"--only: no workload given (there are {', '.join(WORKLOADS)})")
     if unknown := sorted(only - set(WORKLOADS)):
         parser.error(f"--only: no workload named {', '.join(unknown)} (there are {', '.join(WORKLOADS)})")
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        parser.error(f"--out {args.out}: {exc.strerror or exc}")
+    if "footprint" in only:
+        only |= {"throughput", "startup"}  # its figures come from those runs
+    if not args.out:  # Path("") would be the current directory
+        parser.error("--out: an empty path")
+    args.out = Path(args.out).resolve()  # the shared commands run elsewhere (procs.REPO) and read files in it
+    if reason := _unwritable(args.out):
+        parser.error(f"--out {args.out}: {reason}")
 
     procs.install_cleanup()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -388,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("python -m bench.run: interrupted; no results written", file=sys.stderr)
         return 130
+    except SystemExit:
+        if procs.stopping:
+            print(f"python -m bench.run: stopped by {signal.Signals(procs.stopping).name}; no results written", file=sys.stderr)
+        raise
     finally:
         procs.stop_all()
         with contextlib.suppress(OSError):
@@ -399,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             "reference": {"name": f"TermPair {reference.VERSION}", "available": ref.available, "reason": ref.reason},
             "config": {k: v for k, v in cfg.items() if k != "fan_bytes"} | {"fan_bytes": {str(k): v for k, v in cfg["fan_bytes"].items()}},
             "seconds": round(time.monotonic() - t0, 1), "failures": bench.failures, "mb": "10^6 bytes",
+            "only": sorted(only) or "all", "no_reference": args.no_reference,
         },
         "workloads": workloads_,
     }
@@ -415,9 +454,22 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if termshare_failed else 0
 
 
-def _cpus() -> int:
-    import os
+def _unwritable(out: Path) -> str | None:
+    """Why results cannot go to `out`, found before the run rather than after it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".bench-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    for name in ("results.json", "results.png", "payload.bin"):
+        if (out / name).exists() and not (out / name).is_file():
+            return f"{name} there is not a file"
+    return None
 
+
+def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 

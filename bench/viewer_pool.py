@@ -122,7 +122,7 @@ class ViewerPool:
     one per core)."""
 
     def __init__(self, system: str, url: str | list[str], count: int, workers: int | None = None) -> None:
-        n = max(1, min(count, workers or os.cpu_count() or 1))
+        n = max(1, min(count, workers or len(os.sched_getaffinity(0))))
         self.counts = [count // n + (1 if i < count % n else 0) for i in range(n)]
         self.system, self.urls = system, [url] if isinstance(url, str) else url
         self.workers: list[Worker] = []

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import pty
+import shlex
 import subprocess
 import sys
 import termios
@@ -65,7 +66,7 @@ async def _all_reached(viewers: Sequence[Any], timeout: float) -> None:
 
 def _gate(size: int, file: Path) -> str:
     """Wait for one keystroke (so the clock starts when the viewer asks), then write `size` bytes."""
-    return sh(f"head -c1 >/dev/null; exec head -c {size} {file}")
+    return sh(f"head -c1 >/dev/null; exec head -c {size} {shlex.quote(str(file))}")
 
 
 # -- 1. throughput (and 7. wire bytes, share RSS under load) ----------------------------------------
@@ -77,7 +78,7 @@ def _machine_cost(size: int, elapsed: float, busy: float) -> dict[str, float]:
     mb = max(size, 1) / MB
     busy = max(busy, 1e-9)
     return {"machine_cpu_ms_per_mb": busy * 1000 / mb, "cores_busy": busy / elapsed,
-            "mb_per_s_all_cores_busy": (os.cpu_count() or 1) * mb / busy}
+            "mb_per_s_all_cores_busy": len(os.sched_getaffinity(0)) * mb / busy}
 
 
 async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: float) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def pty_drain(file: Path, size: int, timeout: float) -> dict[str, Any]:
     pid, fd = pty.fork()
     if pid == 0:  # child
         try:
-            os.execvp("sh", ["sh", "-c", f"stty raw -echo; head -c1 >/dev/null; exec head -c {size} {file}"])
+            os.execvp("sh", ["sh", "-c", f"stty raw -echo; head -c1 >/dev/null; exec head -c {size} {shlex.quote(str(file))}"])
         finally:
             os._exit(127)
     try:
@@ -161,7 +162,7 @@ async def echo_latency(system: Any, relay: Relay, count: int, interval: float, f
     viewers: list[Any] = []
     try:
         if flood_file is not None:
-            flood = system.start_share(relay, f"timeout {int(flood_seconds) + 5} " + sh(f"while :; do cat {flood_file}; done"))
+            flood = system.start_share(relay, f"timeout {int(flood_seconds) + 5} " + sh(f"while :; do cat {shlex.quote(str(flood_file))}; done"))
             drain = system.drain_process(flood.url, flood_seconds)
             await asyncio.sleep(warmup)  # let the flood reach full speed
         share = system.start_share(relay, sh("exec cat"))
@@ -278,6 +279,7 @@ async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: in
             elapsed = max(elapsed, end - t0)  # somebody froze: the whole window counts
         got = [v.output_bytes for v in others]
         return {
+            "others": others_n,
             "others_mb_per_s": sum(got) / elapsed / MB,
             "slowest_other_mb_per_s": min(got) / elapsed / MB,
             "others_complete": sum(1 for g in got if g == size),
@@ -337,6 +339,7 @@ async def idle_cost(system: Any, relay: Relay, sessions: int, viewers_per: int, 
         return {
             "sessions": len(sharers),
             "viewers": alive,
+            "viewers_opened": len(viewers),
             "relay_rss_mb": max(rss1, rss2) / MB,
             "relay_rss_empty_mb": rss0 / MB,
             "cpu_s_per_min": cpu / idle_seconds * 60,
@@ -403,7 +406,7 @@ _PTY_FLOOD = """
 import os, pty, sys, time
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp("sh", ["sh", "-c", "stty raw -echo; while :; do cat " + sys.argv[1] + "; done"])
+    os.execvp("sh", ["sh", "-c", 'stty raw -echo; while :; do cat "$0"; done', sys.argv[1]])
 end = time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end:
     os.read(fd, 65536)

@@ -61,6 +61,7 @@ HAS_REDIS = shutil.which("redis-server") is not None
 
 @pytest.mark.timeout(180)
 def test_bench_runs_tiny(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "a dir; with $pace"  # the shared commands name files in it: quoted, not split
     argv = [sys.executable, "-m", "bench.run", "--tiny", "--out", str(tmp_path)]
     if not (REPO / "bench" / ".venv-termpair" / "bin" / "termpair").exists():
         argv.append("--no-reference")
@@ -92,14 +93,19 @@ def test_bench_runs_tiny(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--only", "throughput,nonsense"], "no workload named nonsense"),
+        (["--only", ""], "no workload given"),
+        (["--only", " , "], "no workload given"),
         (["--out", "{file}"], "--out"),
+        (["--out", ""], "--out: an empty path"),
+        (["--out", "{dir}"], "results.json there is not a file"),
         (["--tiny", "--quick"], "not allowed with"),
     ],
 )
 def test_bench_refuses_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     file = tmp_path / "a-file"
     file.write_text("")
-    argv = [a.replace("{file}", str(file)) for a in args]
+    (tmp_path / "out" / "results.json").mkdir(parents=True)
+    argv = [a.replace("{file}", str(file)).replace("{dir}", str(tmp_path / "out")) for a in args]
     proc = subprocess.run([sys.executable, "-m", "bench.run", *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -119,8 +125,10 @@ def _processes_with(marker: str) -> list[int]:
 
 
 @pytest.mark.timeout(90)
-def test_bench_interrupted_stops_everything(tmp_path: Path) -> None:
-    """Ctrl-C mid-run: a one-line message, exit 130, and no relay, sharer or viewer left running."""
+@pytest.mark.parametrize(("sig", "message"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "stopped by SIGTERM")])
+def test_bench_interrupted_stops_everything(tmp_path: Path, sig: signal.Signals, message: str) -> None:
+    """Ctrl-C (or a kill) mid-run: a one-line message, exit 128 + signal, and no relay, sharer or
+    viewer left running."""
     marker = f"TERMSHARE_BENCH_TEST={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
     proc = subprocess.Popen(
@@ -135,10 +143,10 @@ def test_bench_interrupted_stops_everything(tmp_path: Path) -> None:
         if "echo idle [limit]" in line:
             break
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 130, seen + rest
-    assert "interrupted" in rest and "Traceback" not in rest, seen + rest
+    assert proc.returncode == 128 + sig, seen + rest
+    assert message in rest and "Traceback" not in rest and "FAILED" not in rest, seen + rest
     assert not (tmp_path / "results.json").exists() and not (tmp_path / "payload.bin").exists()
     deadline = time.monotonic() + 5
     while _processes_with(marker) and time.monotonic() < deadline:
