@@ -9,11 +9,21 @@ from typing import Any
 SYSTEMS = ("termshare", "termpair", "limit")
 
 
+# Figures derived from a process's CPU time, and the CPU seconds each derives from. CPU time comes
+# in 10 ms clock ticks: a run that measured fewer than CPU_TICKS of them (a tiny run) has no figure.
+CPU_DERIVED = {"relay_cpu_s_per_mb": "relay_cpu_s", "relay_mb_per_cpu_s": "relay_cpu_s",
+               "relay_cpu_share": "relay_cpu_s", "cpu_s_per_min": "cpu_s"}
+CPU_TICKS = 0.05
+
+
 def _stat(node: Any, *path: str) -> dict[str, float] | None:
+    parent = None
     for key in path:
         if not isinstance(node, dict) or key not in node:
             return None
-        node = node[key]
+        parent, node = node, node[key]
+    if path and (raw := CPU_DERIVED.get(path[-1])) and isinstance(cpu := parent.get(raw), dict) and cpu["median"] < CPU_TICKS:
+        return None
     return node if isinstance(node, dict) and "median" in node else None
 
 
@@ -177,7 +187,7 @@ def table(rows_: list[dict[str, Any]], ref: Any) -> str:
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     text = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     text += [fmt.format(*line) for line in lines]
-    text.append("cells: median [min-max] over repeats; MB = 10^6 bytes; '-' = no such figure")
+    text.append("cells: median [min-max] over repeats; MB = 10^6 bytes; '-' = no such figure (or CPU time below 5 clock ticks)")
     if any(r["workload"].startswith("cluster") for r in rows_):
         text.append("cluster rows: termshare = nodes on Redis, limit = one in-memory relay (no --redis), same load")
     if not ref.available:

@@ -237,6 +237,7 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
             "resynced_viewers": got.resynced,  # fell behind, skipped output and resynced: by design
             "incomplete_unexplained": got.unexplained,  # short without a resync: should be 0
             "frame_kb": got.frame_kb,
+            "relay_cpu_s": cpu,
             "relay_cpu_s_per_mb": cpu / max(total / MB, 1e-9),
             # What one saturated relay core would deliver at this cost: the relay's capacity, which
             # the aggregate cannot show when the viewers are the busiest processes.
@@ -342,6 +343,7 @@ async def idle_cost(system: Any, relay: Relay, sessions: int, viewers_per: int, 
             "viewers_opened": len(viewers),
             "relay_rss_mb": max(rss1, rss2) / MB,
             "relay_rss_empty_mb": rss0 / MB,
+            "cpu_s": cpu,
             "cpu_s_per_min": cpu / idle_seconds * 60,
             "idle_seconds": idle_seconds,
             "setup_seconds": setup_s,
