@@ -49,6 +49,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     spec.append(("stalled viewer", "others' MB/s, 1 stalled", ("stalled", "{s}", "stalled", "others_mb_per_s")))
     spec.append(("stalled viewer", "slowest other MB/s, 1 stalled", ("stalled", "{s}", "stalled", "slowest_other_mb_per_s")))
     spec.append(("stalled viewer", "slowest other MB/s, none stalled", ("stalled", "{s}", "baseline", "slowest_other_mb_per_s")))
+    spec.append(("stalled viewer", "others resynced (fell behind, by design), 1 stalled", ("stalled", "{s}", "stalled", "others_resynced")))
+    spec.append(("stalled viewer", "others short without a resync (should be 0), 1 stalled", ("stalled", "{s}", "stalled", "incomplete_unexplained")))
     spec.append(("stalled viewer", "relay RSS growth MB, none stalled", ("stalled", "{s}", "baseline", "relay_rss_growth_mb")))
     spec.append(("stalled viewer", "relay RSS growth MB, 1 stalled", ("stalled", "{s}", "stalled", "relay_rss_growth_mb")))
     idle = w.get("idle", {})

@@ -104,8 +104,6 @@ def shortfall(result: dict[str, Any]) -> str | None:
         return f"{lost} keystroke(s) never echoed"
     if result.get("incomplete_unexplained"):
         return f"{result['incomplete_unexplained']} viewer(s) short of bytes without a resync"
-    if "others" in result and result["others_complete"] < result["others"]:
-        return f"{result['others'] - result['others_complete']} of the other viewers short of bytes"
     if "viewers_opened" in result and result["viewers"] < result["viewers_opened"]:
         return f"{result['viewers_opened'] - result['viewers']} idle viewer(s) dropped"
     return None

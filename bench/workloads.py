@@ -280,10 +280,12 @@ async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: in
             elapsed = max(elapsed, end - t0)  # somebody froze: the whole window counts
         got = [v.output_bytes for v in others]
         return {
-            "others": others_n,
             "others_mb_per_s": sum(got) / elapsed / MB,
             "slowest_other_mb_per_s": min(got) / elapsed / MB,
             "others_complete": sum(1 for g in got if g == size),
+            # fell behind the relay's soft cap, were skipped and resynced from a snapshot: by design
+            "others_resynced": sum(1 for v in others if v.resyncs),
+            "incomplete_unexplained": sum(1 for v in others if (v.output_bytes != size or v.broken) and not v.resyncs),
             "relay_rss_growth_mb": max(relay_rss.peak - rss0, 0) / MB,
             "relay_rss_mb": relay_rss.peak / MB,
             "share_rss_peak_mb": share_rss.peak / MB,
