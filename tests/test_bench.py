@@ -86,7 +86,9 @@ def test_bench_runs_tiny(tmp_path: Path) -> None:
     # CPU s/MB of a 5 MB tiny fan-out can round to 0 (10 ms clock ticks): present, not positive.
     assert workloads["fanout"]["5"]["termshare"]["relay_cpu_s_per_mb"]["median"] >= 0
     assert (tmp_path / "results.png").stat().st_size > 0  # matplotlib comes with the test extra
-    assert not results["meta"]["failures"]
+    # TermPair's other viewers may freeze behind its stalled one: a finding about the reference
+    expected = "stalled viewer [termpair]: 2 viewer(s) short of bytes without a resync"
+    assert not [f for f in results["meta"]["failures"] if f != expected], results["meta"]["failures"]
 
 
 @pytest.mark.parametrize(
