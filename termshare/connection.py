@@ -13,11 +13,14 @@ no extensions:
   so a keystroke's echo leaves in the iteration that read it from the PTY;
 - the transport's flow control (WRITE_LIMIT) sets `writable`; `on_writable` is called when it
   drains, so the caller (termshare.sender.Sender) knows when to resume from its own bounded queue;
-- a connection that heard nothing from the relay for PING_INTERVAL sends a ping, and no pong
-  within PING_TIMEOUT fails it (1011), so a relay that vanished without a FIN is noticed within
-  PING_INTERVAL + PING_TIMEOUT and the driver reconnects. Anything received counts as a sign of
-  life (the relay itself pings every 20 s), so an idle connection costs the relay fewer ping
-  exchanges than a fixed ping clock would.
+- - - a connection that is sending on its own (a sharer's output, a viewer's keys: something sent more
+  than REPLY_WINDOW after the relay last spoke) and has heard nothing from the relay for
+  PING_INTERVAL sends a ping, and no pong within PING_TIMEOUT fails it (1011), so a relay that
+  vanished without a FIN is noticed within about PING_INTERVAL + PING_TIMEOUT (15 s) while the
+  session is in use, and the driver reconnects. Anything received counts as a sign of life, and the
+  relay itself pings every 20 s, so any other connection waits IDLE_PING_INTERVAL, longer than that:
+  while the relay is there an idle client never pings, and each idle connection costs the relay one
+  ping exchange per 20 s instead of two.
 
 Why not websockets' asyncio client (the relay still speaks websockets, via uvicorn): importing it
 costs about 60 ms and 4 MB (importlib.metadata, urllib.request, email, uuid), most of the
@@ -43,7 +46,9 @@ from .protocol.wire import MAX_FRAME
 
 OPEN_TIMEOUT: Final = 10.0  # seconds to connect, set up TLS and upgrade
 CLOSE_TIMEOUT: Final = 2.0  # seconds for the relay to end the connection after a close frame
-PING_INTERVAL: Final = 10.0  # seconds without hearing from the relay before a keepalive ping
+PING_INTERVAL: Final = 10.0  # seconds without hearing from the relay, while sending, before a keepalive ping
+IDLE_PING_INTERVAL: Final = 25.0  # the same for a connection that sent nothing: more than the relay's 20
+REPLY_WINDOW: Final = 1.0  # seconds after hearing from the relay within which what we send is a reply
 PING_TIMEOUT: Final = 5.0  # seconds for the pong before the relay counts as gone
 WRITE_LIMIT: Final = 256 * 1024  # bytes buffered by the transport before `writable` turns False
 MAX_HEAD: Final = 16 * 1024  # bytes of an HTTP response head
@@ -133,6 +138,7 @@ class RelayConnection(asyncio.Protocol):
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._ping: bytes | None = None
         self._heard_at = 0.0  # loop time when something last arrived
+        self._sent_at = 0.0  # loop time of the last message sent
         self._timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
 
@@ -291,6 +297,7 @@ class RelayConnection(asyncio.Protocol):
         """Send one binary message now (dropped once the connection is closing)."""
         if self._open:
             self._write_frame(_OP_BINARY, message)
+            self._sent_at = self._loop.time()
 
     async def wait_closed(self) -> None:
         """Until the connection has ended; re-raises an error that `on_message` raised."""
@@ -418,8 +425,13 @@ class RelayConnection(asyncio.Protocol):
         if self._ping is not None:  # PING_TIMEOUT passed without its pong
             return self._fail(1011, "keepalive ping timeout")
         quiet = self._loop.time() - self._heard_at
-        if quiet < PING_INTERVAL:  # the relay is alive: look again when it has been quiet long enough
-            return self._keepalive_in(PING_INTERVAL - quiet)
+        # Sending on our own since the relay last spoke (output, keys; not the replies that go out
+        # as soon as something arrives): a dead relay would leave a session in use hanging.
+        active = self._sent_at - self._heard_at > REPLY_WINDOW
+        if quiet < (PING_INTERVAL if active else IDLE_PING_INTERVAL):  # the relay is alive: look again
+            # when an active connection would ping, or at most PING_INTERVAL later (it may turn active)
+            return self._keepalive_in(PING_INTERVAL - quiet if quiet < PING_INTERVAL
+                                      else min(IDLE_PING_INTERVAL - quiet, PING_INTERVAL))
         self._ping = os.urandom(4)
         self._write_frame(_OP_PING, self._ping)
         self._keepalive_in(PING_TIMEOUT)

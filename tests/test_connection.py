@@ -227,8 +227,13 @@ def test_bad_frames_fail_the_connection(frame: bytes, code: int) -> None:
     assert seen[0][0] == 0x8 and struct.unpack("!H", seen[0][1][:2])[0] == code
 
 
-def test_a_relay_that_stops_answering_pings_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connection, "PING_INTERVAL", 0.05)
+@pytest.mark.parametrize("sends", [True, False])
+def test_a_relay_that_stops_answering_pings_is_dropped(monkeypatch: pytest.MonkeyPatch, sends: bool) -> None:
+    """A client sending on its own pings after PING_INTERVAL of silence; one that sent nothing
+    waits IDLE_PING_INTERVAL (longer than the relay's own ping clock): both drop a silent relay."""
+    monkeypatch.setattr(connection, "PING_INTERVAL", 0.1)
+    monkeypatch.setattr(connection, "IDLE_PING_INTERVAL", 0.8)
+    monkeypatch.setattr(connection, "REPLY_WINDOW", 0.02)
     monkeypatch.setattr(connection, "PING_TIMEOUT", 0.05)
     monkeypatch.setattr(connection, "CLOSE_TIMEOUT", 0.2)
 
@@ -239,9 +244,16 @@ def test_a_relay_that_stops_answering_pings_is_dropped(monkeypatch: pytest.Monke
     async def client(url: str) -> None:
         conn = await RelayConnection.open(url, lambda m: None)
         started = time.monotonic()
+        if sends:
+            await asyncio.sleep(0.03)  # past REPLY_WINDOW: typed, not answering the relay
+            conn.send(b"keys")
         await conn.wait_closed()
-        assert time.monotonic() - started < timeout(2)
+        took = time.monotonic() - started
         assert conn.close_code == 1006  # no close frame came back
+        if sends:
+            assert took < 0.8  # did not wait for the idle interval
+        else:
+            assert 0.8 <= took < timeout(2)
 
     run_scripted(script, client)
 
@@ -250,6 +262,7 @@ def test_a_relay_that_keeps_talking_is_not_pinged(monkeypatch: pytest.MonkeyPatc
     """Anything received is a sign of life: an idle client does not add its own pings to the
     relay's (the idle cost of thousands of connections)."""
     monkeypatch.setattr(connection, "PING_INTERVAL", 0.05)
+    monkeypatch.setattr(connection, "IDLE_PING_INTERVAL", 0.05)
     monkeypatch.setattr(connection, "PING_TIMEOUT", 0.05)
     pinged = []
 
