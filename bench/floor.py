@@ -102,7 +102,7 @@ async def echo_floor(count: int, interval: float) -> dict[str, Any]:
         for _ in range(count):
             waiting[:] = [loop.create_future()]
             t0 = time.perf_counter()
-            transport.write(b"x")  # type: ignore[attr-defined]
+            transport.write(b"x")
             try:
                 samples.append(await asyncio.wait_for(waiting[0], 2.0) - t0)
             except TimeoutError:

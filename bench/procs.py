@@ -36,7 +36,7 @@ def start(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
     """Popen in a new session (so the whole group can be killed), registered for cleanup."""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
     kwargs.setdefault("cwd", str(REPO))
-    proc = subprocess.Popen(list(argv), start_new_session=True, **kwargs)  # type: ignore[call-overload]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(list(argv), start_new_session=True, **kwargs)  # type: ignore[call-overload]
     _live.append(proc)
     return proc
 

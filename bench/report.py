@@ -17,12 +17,12 @@ CPU_TICKS = 0.05
 
 
 def _stat(node: Any, *path: str) -> dict[str, float] | None:
-    parent = None
+    parent: dict[str, Any] = {}
     for key in path:
         if not isinstance(node, dict) or key not in node:
             return None
         parent, node = node, node[key]
-    if path and (raw := CPU_DERIVED.get(path[-1])) and isinstance(cpu := parent.get(raw), dict) and cpu["median"] < CPU_TICKS:
+    if (raw := CPU_DERIVED.get(path[-1])) and isinstance(cpu := parent.get(raw), dict) and cpu["median"] < CPU_TICKS:
         return None
     return node if isinstance(node, dict) and "median" in node else None
 
@@ -66,7 +66,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     if _stat(w, "throughput", "termshare", "mb_per_s_all_cores_busy"):  # what its CPU per MB allows, against the limit's rate
         at = next(i for i, r in enumerate(out) if r["metric"] == "CPU cores busy") + 1
         out.insert(at, _row("throughput", "MB/s at that CPU/MB on every core; limit = its MB/s",
-                            *(_stat(w, "throughput", s, "mb_per_s_all_cores_busy") for s in SYSTEMS[:2]),
+                            _stat(w, "throughput", "termshare", "mb_per_s_all_cores_busy"),
+                            _stat(w, "throughput", "termpair", "mb_per_s_all_cores_busy"),
                             _stat(w, "throughput", "limit", "mb_per_s")))
     if _stat(w, "echo", "idle", "floor", "p50_ms"):  # the same termshare figure against bench/floor.py's
         at = next(i for i, r in enumerate(out) if r["workload"] == "echo (idle)") + 2
@@ -217,7 +218,8 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     fig.suptitle(f"termshare vs TermPair 0.3.1.5 vs the limit ({meta['mode']} run{only}, {meta['cpus']} CPUs)")
 
     def bars(ax: Any, title: str, getter: Any, log: bool = False) -> None:
-        names, meds, errs, cols = [], [], [[], []], []
+        names, meds, cols = [], [], []
+        errs: list[list[float]] = [[], []]
         for s in SYSTEMS:
             st = getter(s)
             if st is None:
@@ -250,8 +252,8 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     _legend(ax)
     ax = axes[0][2]
     for s in ("termshare", "termpair"):
-        pts = [(int(n), _stat(w, "fanout", n, s, "aggregate_mb_per_s")) for n in w.get("fanout", {})]
-        pts = [(n, st["median"]) for n, st in pts if st]
+        stats = [(int(n), _stat(w, "fanout", n, s, "aggregate_mb_per_s")) for n in w.get("fanout", {})]
+        pts = [(n, st["median"]) for n, st in stats if st]
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", color=colors[s], label=s)
     ax.set_xlabel("viewers")

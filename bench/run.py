@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         procs.stop_all()
         with contextlib.suppress(OSError):
             (args.out / "payload.bin").unlink()
-    results = {
+    results: dict[str, Any] = {
         "meta": {
             "mode": mode, "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(), "machine": platform.machine(), "cpus": _cpus(),

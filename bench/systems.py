@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import procs
@@ -45,11 +46,12 @@ class Share:
     url: str  # read-write link
     started: float  # perf_counter() when the process was launched
     linked: float  # perf_counter() when the link was seen
-    _stop: object = None
+    _stop: Callable[[], None] | None = None
     lines: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
-        self._stop()  # type: ignore[misc]
+        if self._stop is not None:
+            self._stop()
 
 
 class _LineReader:
