@@ -153,6 +153,8 @@ async def fanout(nodes: Sequence[Relay], redis_pid: int | None, file: Path, view
             "resynced_viewers": got.resynced,  # fell behind, skipped output and resynced: by design
             "incomplete_unexplained": got.unexplained,  # short without a resync: should be 0
             "snapshots": got.snapshots,
+            "cpu_s": cpu,
+            "redis_cpu_s": redis_cpu,
             "cpu_s_per_mb": cpu / max(total / MB, 1e-9),  # every node + Redis
             "redis_cpu_s_per_mb": redis_cpu / max(total / MB, 1e-9),
             "cpu_us_per_frame": cpu / max(frames, 1) * 1e6,  # per output frame, fanned out to every viewer
@@ -215,6 +217,8 @@ async def sessions(nodes: Sequence[Relay], redis_pid: int | None, count: int, id
             "node_rss_mb": max(rss) / MB,
             "node_rss_growth_mb": max(b - a for a, b in zip(rss0, rss, strict=True)) / MB,
             "nodes_rss_mb_total": sum(rss) / MB,
+            "node_cpu_s": max(cpu),
+            "redis_cpu_s": redis_cpu,
             "node_cpu_s_per_min": max(cpu) / idle_seconds * 60,
             "redis_rss_mb": procs.rss_bytes(redis_pid) / MB if redis_pid else 0.0,
             "redis_cpu_s_per_min": redis_cpu / idle_seconds * 60,

@@ -12,7 +12,10 @@ SYSTEMS = ("termshare", "termpair", "limit")
 # Figures derived from a process's CPU time, and the CPU seconds each derives from. CPU time comes
 # in 10 ms clock ticks: a run that measured fewer than CPU_TICKS of them (a tiny run) has no figure.
 CPU_DERIVED = {"relay_cpu_s_per_mb": "relay_cpu_s", "relay_mb_per_cpu_s": "relay_cpu_s",
-               "relay_cpu_share": "relay_cpu_s", "cpu_s_per_min": "cpu_s"}
+               "relay_cpu_share": "relay_cpu_s", "cpu_s_per_min": "cpu_s",  # one relay
+               "cpu_s_per_mb": "cpu_s", "cpu_us_per_frame": "cpu_s", "nodes_cpu_share": "cpu_s",  # cluster
+               "redis_cpu_s_per_mb": "redis_cpu_s", "redis_cpu_s_per_min": "redis_cpu_s",
+               "node_cpu_s_per_min": "node_cpu_s"}
 CPU_TICKS = 0.05
 
 

@@ -43,7 +43,7 @@ MODES: dict[str, dict[str, Any]] = {
     "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_rounds=2, echo_interval=0.02,
                   fan=[1, 10, 100, 200], fan_bytes={1: 20 * MB, 10: 5 * MB, 100: 1 * MB, 200: 1 * MB},
                   fan_ref_total=8 * MB, stall_others=5, stall_bytes=40 * MB, stall_ref_bytes=12 * MB,
-                  stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=10.0, startup_repeats=3, flood_warmup=1.0,
+                  stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=20.0, startup_repeats=3, flood_warmup=1.0,
                   browser_bytes=20 * MB, browser_ref_bytes=2 * MB, browser_repeats=1, browser_echo_n=50, browser_dom_limit=True,
                   cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=4 * MB, cluster_echo_n=100,
                   cluster_sessions=200, cluster_idle_seconds=3.0),
@@ -97,11 +97,15 @@ def merge_echo(rounds: list[dict[str, Any] | None]) -> dict[str, Any] | None:
 
 
 def shortfall(result: dict[str, Any]) -> str | None:
-    """What a run lost (bytes, keystrokes, viewers), which makes its figures not a result."""
+    """What a run lost (bytes, keystrokes, viewers, load), which makes its figures not a result."""
     if result.get("complete") is False:
-        return f"{result.get('bytes', '?')} bytes arrived of the payload"
+        return f"only {result['bytes']} of {result['payload_bytes']} bytes arrived"
     if lost := result.get("lost") or result.get("echo_lost"):
         return f"{lost} keystroke(s) never echoed"
+    if result.get("flood_alive") is False:
+        return "the flooding session stopped before the keystrokes were done"
+    if "sessions_wanted" in result and result["sessions"] < result["sessions_wanted"]:
+        return f"only {result['sessions']} of {result['sessions_wanted']} idle sessions opened in time"
     if result.get("incomplete_unexplained"):
         return f"{result['incomplete_unexplained']} viewer(s) short of bytes without a resync"
     if "viewers_opened" in result and result["viewers"] < result["viewers_opened"]:
@@ -136,8 +140,8 @@ class Bench:
         try:
             result = await fn()
         except Exception as exc:  # noqa: BLE001 - one failure is reported, the run goes on
-            if procs.stopping:
-                raise  # what a signal's cancellation broke (a closed browser, a dead pipe) is not a result
+            if procs.stopping:  # what the signal broke (a closed browser, a dead pipe) is not a result
+                raise asyncio.CancelledError from None
             message = f"{who}: {type(exc).__name__}: {exc}"
             self.failures.append(message)
             print(f"  FAILED {message}", file=sys.stderr)
@@ -396,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         only |= {"throughput", "startup"}  # its figures come from those runs
     if not args.out:  # Path("") would be the current directory
         parser.error("--out: an empty path")
-    args.out = Path(args.out).resolve()  # the shared commands run elsewhere (procs.REPO) and read files in it
+    args.out = Path(os.path.abspath(args.out))  # the shared commands run elsewhere (procs.REPO) and read files in it
     if reason := _unwritable(args.out):
         parser.error(f"--out {args.out}: {reason}")
 
@@ -420,10 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("python -m bench.run: interrupted; no results written", file=sys.stderr)
         return 130
-    except SystemExit:
-        if procs.stopping:
-            print(f"python -m bench.run: stopped by {signal.Signals(procs.stopping).name}; no results written", file=sys.stderr)
-        raise
+    except (SystemExit, asyncio.CancelledError):  # CancelledError: a library caught the SystemExit
+        if not procs.stopping:
+            raise
+        print(f"python -m bench.run: stopped by {signal.Signals(procs.stopping).name}; no results written", file=sys.stderr)
+        return 128 + procs.stopping
     finally:
         procs.stop_all()
         with contextlib.suppress(OSError):
@@ -454,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _unwritable(out: Path) -> str | None:
     """Why results cannot go to `out`, found before the run rather than after it."""
+    if out.exists() and not out.is_dir():
+        return "not a directory"
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".bench-{os.getpid()}"

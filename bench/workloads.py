@@ -99,6 +99,7 @@ async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: 
         return {
             "mb_per_s": v.output_bytes / elapsed / MB,
             "bytes": v.output_bytes,
+            "payload_bytes": size,
             "complete": v.output_bytes == size,
             "seconds": elapsed,
             "wire_per_byte": v.wire_bytes / max(v.output_bytes, 1),
@@ -146,7 +147,7 @@ def pty_drain(file: Path, size: int, timeout: float) -> dict[str, Any]:
             os.kill(pid, 9)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    return {"mb_per_s": total / elapsed / MB, "bytes": total, "complete": total == size, "seconds": elapsed,
+    return {"mb_per_s": total / elapsed / MB, "bytes": total, "payload_bytes": size, "complete": total == size, "seconds": elapsed,
             **_machine_cost(total, elapsed, busy)}
 
 
@@ -341,6 +342,7 @@ async def idle_cost(system: Any, relay: Relay, sessions: int, viewers_per: int, 
         alive = sum(1 for v in viewers if not v.done.is_set())
         return {
             "sessions": len(sharers),
+            "sessions_wanted": sessions,
             "viewers": alive,
             "viewers_opened": len(viewers),
             "relay_rss_mb": max(rss1, rss2) / MB,

@@ -13,14 +13,15 @@ no extensions:
   so a keystroke's echo leaves in the iteration that read it from the PTY;
 - the transport's flow control (WRITE_LIMIT) sets `writable`; `on_writable` is called when it
   drains, so the caller (termshare.sender.Sender) knows when to resume from its own bounded queue;
-- - - a connection that is sending on its own (a sharer's output, a viewer's keys: something sent more
+- a connection that is sending on its own (a sharer's output, a viewer's keys: something sent more
   than REPLY_WINDOW after the relay last spoke) and has heard nothing from the relay for
   PING_INTERVAL sends a ping, and no pong within PING_TIMEOUT fails it (1011), so a relay that
-  vanished without a FIN is noticed within about PING_INTERVAL + PING_TIMEOUT (15 s) while the
-  session is in use, and the driver reconnects. Anything received counts as a sign of life, and the
-  relay itself pings every 20 s, so any other connection waits IDLE_PING_INTERVAL, longer than that:
-  while the relay is there an idle client never pings, and each idle connection costs the relay one
-  ping exchange per 20 s instead of two.
+  vanished without a FIN is noticed while the session is in use within PING_INTERVAL + PING_TIMEOUT
+  (15 s; up to 27 s when the sending began just after a check), and the driver reconnects. Anything
+  received counts as a sign of life, and the relay itself pings every 20 s, so any other connection
+  waits IDLE_PING_INTERVAL, longer than that (a dead relay is noticed within ~32 s): while the relay
+  is there an idle client never pings, and each idle connection costs the relay one ping exchange
+  per 20 s instead of two.
 
 Why not websockets' asyncio client (the relay still speaks websockets, via uvicorn): importing it
 costs about 60 ms and 4 MB (importlib.metadata, urllib.request, email, uuid), most of the

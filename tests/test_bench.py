@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -87,8 +88,8 @@ def test_bench_runs_tiny(tmp_path: Path) -> None:
     assert workloads["fanout"]["5"]["termshare"]["relay_cpu_s_per_mb"]["median"] >= 0
     assert (tmp_path / "results.png").stat().st_size > 0  # matplotlib comes with the test extra
     # TermPair's other viewers may freeze behind its stalled one: a finding about the reference
-    expected = "stalled viewer [termpair]: 2 viewer(s) short of bytes without a resync"
-    assert not [f for f in results["meta"]["failures"] if f != expected], results["meta"]["failures"]
+    reference = re.compile(r"stalled viewer \[termpair\]: \d+ viewer\(s\) short of bytes without a resync")
+    assert not [f for f in results["meta"]["failures"] if not reference.fullmatch(f)], results["meta"]["failures"]
 
 
 @pytest.mark.parametrize(

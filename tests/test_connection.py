@@ -258,6 +258,36 @@ def test_a_relay_that_stops_answering_pings_is_dropped(monkeypatch: pytest.Monke
     run_scripted(script, client)
 
 
+def test_replies_to_the_relay_do_not_make_a_client_ping_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a client sends at once in answer to the relay (a WELCOME, a snapshot) is not a session
+    in use: it waits IDLE_PING_INTERVAL like an idle client, so it adds no pings to the relay's."""
+    monkeypatch.setattr(connection, "PING_INTERVAL", 0.1)
+    monkeypatch.setattr(connection, "IDLE_PING_INTERVAL", 0.8)
+    monkeypatch.setattr(connection, "REPLY_WINDOW", 0.05)
+    monkeypatch.setattr(connection, "PING_TIMEOUT", 0.05)
+    monkeypatch.setattr(connection, "CLOSE_TIMEOUT", 0.2)
+    seen: list[tuple[int, float]] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        writer.write(server_frame(0x2, b"hello"))
+        assert await client_frame(reader) == (0x2, b"reply")
+        t0 = time.monotonic()
+        opcode, _ = await asyncio.wait_for(client_frame(reader), timeout(5))  # then silence: the next frame
+        seen.append((opcode, time.monotonic() - t0))
+        await asyncio.sleep(timeout(1))
+
+    async def client(url: str) -> None:
+        holder: list[RelayConnection] = []
+        conn = await RelayConnection.open(url, lambda m: holder[0].send(b"reply"))
+        holder.append(conn)
+        await conn.wait_closed()
+
+    run_scripted(script, client)
+    assert seen and seen[0][0] == 0x9  # a ping,
+    assert seen[0][1] >= 0.7  # after the idle interval, not PING_INTERVAL
+
+
 def test_a_relay_that_keeps_talking_is_not_pinged(monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything received is a sign of life: an idle client does not add its own pings to the
     relay's (the idle cost of thousands of connections)."""

@@ -47,10 +47,11 @@ class PtyReader:
     """Reads the PTY master and hands what it read to `on_data`, on the loop, in order.
 
     Interactive output is read by a loop reader callback: an echo reaches `on_data` with no thread
-    hop. Once the loop has read `bulk` bytes or more with no pause of `quiet` seconds between reads,
-    the child is writing in bulk, and a thread takes over until the PTY has been quiet for `quiet`
-    seconds. (Counting the run rather than one read's size: a fast loop may keep up with the child
-    in small reads, and the child still stalls while the loop seals and sends.) Why: the
+    hop. Once the loop has read `bulk` bytes within `window` seconds, with no pause of `quiet`
+    seconds between reads, the child is writing in bulk, and a thread takes over until the PTY has
+    been quiet for `quiet` seconds. (Counting bytes over a window rather than one read's size: a
+    fast loop may keep up with the child in small reads, and the child still stalls while the loop
+    seals and sends; the window keeps a slow steady trickle, a spinner or `top`, on the loop.) Why: the
     kernel buffers only ~64 KiB between the child and us, so while the loop seals and sends a
     256 KiB frame (about half a millisecond) the child fills it and stops; reading and sending
     took turns. The thread keeps draining the PTY meanwhile (`poll` and `readv` release the GIL).
@@ -59,15 +60,16 @@ class PtyReader:
     """
 
     def __init__(self, fd: int, on_data: Callable[[bytes], None], batch: int, bulk: int = 64 * 1024,
-                 quiet: float = 0.05, depth: int = 4) -> None:
+                 quiet: float = 0.05, depth: int = 4, window: float = 0.2) -> None:
         self._fd, self._on_data = fd, on_data
-        self._batch, self._bulk, self._quiet = batch, bulk, quiet
+        self._batch, self._bulk, self._quiet, self._window = batch, bulk, quiet, window
         self._buffer = memoryview(bytearray(batch))  # reused by whichever side reads: one copy per batch
         self._slots = threading.Semaphore(depth)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._run, self._last_read = 0, 0.0  # bytes the loop read since the last pause, and when
+        self._run = 0  # bytes the loop read in the current window
+        self._run_start = self._last_read = 0.0  # when that window began; when the loop last read
         self._wake_r, self._wake_w = os.pipe()
 
     @property
@@ -124,7 +126,10 @@ class PtyReader:
         if size:
             self._on_data(bytes(self._buffer[:size]))
         now = time.monotonic()
-        self._run = size if now - self._last_read > self._quiet else self._run + size
+        if now - self._last_read > self._quiet or now - self._run_start > self._window:
+            self._run, self._run_start = size, now
+        else:
+            self._run += size
         self._last_read = now
         if closed:
             self._loop.remove_reader(self._fd)
