@@ -382,7 +382,7 @@ async def run_all(bench: Bench, only: set[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller sizes, about 3 minutes")
+    size.add_argument("--quick", action="store_true", help="smaller sizes, about 4 minutes")
     size.add_argument("--tiny", action="store_true", help="smallest sizes, under a minute (the test suite's check)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"), help="where results go")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)} (footprint brings throughput and startup)")
