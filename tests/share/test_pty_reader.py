@@ -81,42 +81,34 @@ def test_bulk_goes_to_the_thread_and_back_with_every_byte_in_order(tmp_path: Pat
     assert max(map(len, got.chunks)) <= MAX_OUTPUT
 
 
-def test_steady_output_in_small_writes_goes_to_the_thread() -> None:
-    # 8 KiB every 2 ms: each loop read finds one small write, yet the output never pauses; judging
-    # by one read's size, a loop that keeps up would never hand bulk output to the thread
-    writer = "import os, time\nfor _ in range(400):\n    os.write(1, b'x' * 8192); time.sleep(0.002)\n"
+def paced(writes: int, size: int, pause: float) -> Collector:
+    """What the reader delivered of a child writing `writes` times `size` bytes, `pause` s apart."""
+    writer = f"import os, time\nfor _ in range({writes}):\n    os.write(1, b'x' * {size}); time.sleep({pause})\n"
 
     async def main() -> Collector:
         got = Collector()
         pid, master, reader = start(f"python3 -c \"{writer}\"; sleep 5", got)
         try:
-            await until(lambda: got.size >= 400 * 8192, 30)
+            await until(lambda: got.size >= writes * size, 30)
         finally:
             finish(pid, master, reader)
         return got
 
     got = asyncio.run(main())
-    assert got.size == 400 * 8192
-    assert any(got.threaded), "steady output never reached the thread"
+    assert got.size == writes * size
+    return got
+
+
+def test_steady_output_in_small_writes_goes_to_the_thread() -> None:
+    # 8 KiB every 2 ms: each loop read finds one small write, yet the output never pauses; judging
+    # by one read's size, a loop that keeps up would never hand bulk output to the thread
+    assert any(paced(400, 8192, 0.002).threaded), "steady output never reached the thread"
 
 
 def test_a_slow_steady_trickle_stays_on_the_loop() -> None:
     # 600 B every 10 ms (60 kB/s, a busy `top` or a spinner): more than 64 KiB in all, never paused,
     # but far from bulk: every chunk, and so every echo among them, is read on the loop
-    writer = "import os, time\nfor _ in range(150):\n    os.write(1, b'y' * 600); time.sleep(0.01)\n"
-
-    async def main() -> Collector:
-        got = Collector()
-        pid, master, reader = start(f"python3 -c \"{writer}\"; sleep 5", got)
-        try:
-            await until(lambda: got.size >= 150 * 600, 30)
-        finally:
-            finish(pid, master, reader)
-        return got
-
-    got = asyncio.run(main())
-    assert got.size == 150 * 600
-    assert not any(got.threaded), "a 60 kB/s trickle went to the thread"
+    assert not any(paced(150, 600, 0.01).threaded), "a 60 kB/s trickle went to the thread"
 
 
 def test_stop_during_bulk_is_prompt_and_final() -> None:
