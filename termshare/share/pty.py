@@ -49,9 +49,9 @@ class PtyReader:
     Interactive output is read by a loop reader callback: an echo reaches `on_data` with no thread
     hop. Once the loop has read `bulk` bytes within `window` seconds, with no pause of `quiet`
     seconds between reads, the child is writing in bulk, and a thread takes over until the PTY has
-    been quiet for `quiet` seconds. (Counting bytes over a window rather than one read's size: a
-    fast loop may keep up with the child in small reads, and the child still stalls while the loop
-    seals and sends; the window keeps a slow steady trickle, a spinner or `top`, on the loop.) Why: the
+    been quiet for `quiet` seconds. (Bytes over a window, not one read's size: a fast loop may keep
+    up with the child in small reads, and the child still stalls while the loop seals and sends;
+    the window keeps a slow steady trickle, a spinner or `top`, on the loop.) Why a thread: the
     kernel buffers only ~64 KiB between the child and us, so while the loop seals and sends a
     256 KiB frame (about half a millisecond) the child fills it and stops; reading and sending
     took turns. The thread keeps draining the PTY meanwhile (`poll` and `readv` release the GIL).
