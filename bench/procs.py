@@ -201,5 +201,10 @@ class PtyChild:
         self._thread.join(2)
 
 
+def cpus() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
 def python() -> str:
     return sys.executable

@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "meta": {
             "mode": mode, "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "machine": platform.machine(), "cpus": _cpus(),
+            "python": platform.python_version(), "machine": platform.machine(), "cpus": procs.cpus(),
             "reference": {"name": f"TermPair {reference.VERSION}", "available": ref.available, "reason": ref.reason},
             "config": {k: v for k, v in cfg.items() if k != "fan_bytes"} | {"fan_bytes": {str(k): v for k, v in cfg["fan_bytes"].items()}},
             "seconds": round(time.monotonic() - t0, 1), "failures": bench.failures, "mb": "10^6 bytes",
@@ -473,9 +473,6 @@ def _unwritable(out: Path) -> str | None:
             return f"{name} there is not a file"
     return None
 
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -105,6 +104,16 @@ class Worker:
         return message[key]
 
 
+def tally(got: list[tuple[int, int, int]], size: int) -> tuple[int, int, int]:
+    """Of viewers' (output bytes, broken, resyncs): how many got every byte, how many fell behind
+    and resynced (the relay skipped output for them: by design), and how many are short or broken
+    without a resync (lost or extra bytes, or closed early: should be none)."""
+    complete = sum(1 for b, broken, _ in got if b == size and not broken)
+    resynced = sum(1 for _, _, resyncs in got if resyncs)
+    unexplained = sum(1 for b, broken, resyncs in got if (b != size or broken) and not resyncs)
+    return complete, resynced, unexplained
+
+
 @dataclass
 class PoolRun:
     seconds: float  # the gate key to the last output byte any viewer got
@@ -122,7 +131,7 @@ class ViewerPool:
     one per core)."""
 
     def __init__(self, system: str, url: str | list[str], count: int, workers: int | None = None) -> None:
-        n = max(1, min(count, workers or len(os.sched_getaffinity(0))))
+        n = max(1, min(count, workers or procs.cpus()))
         self.counts = [count // n + (1 if i < count % n else 0) for i in range(n)]
         self.system, self.urls = system, [url] if isinstance(url, str) else url
         self.workers: list[Worker] = []
@@ -153,12 +162,13 @@ class ViewerPool:
         results = [await worker.expect("result", timeout + 10) for worker in self.workers]
         got = [(b, broken, resyncs) for r in results
                for b, broken, resyncs in zip(r["bytes"], r["broken"], r["resyncs"], strict=True)]
+        complete, resynced, unexplained = tally(got, size)
         return PoolRun(
             seconds=max(max(r["last_output_at"] for r in results) - t0, 1e-9),
             total_bytes=sum(b for b, _, _ in got),
-            complete=sum(1 for b, broken, _ in got if b == size and not broken),
-            resynced=sum(1 for _, _, resyncs in got if resyncs),
-            unexplained=sum(1 for b, broken, resyncs in got if (b != size or broken) and not resyncs),
+            complete=complete,
+            resynced=resynced,
+            unexplained=unexplained,
             snapshots=sum(sum(r["snapshots"]) for r in results),
             frame_kb=sum(r["wire_bytes"] for r in results) / max(sum(r["frames"] for r in results), 1) / 1000,
             cpu_seconds=sum(procs.cpu_seconds(pid) for pid in self.pids) - cpu0,

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import procs
 from .systems import Relay, sh
-from .viewer_pool import ViewerPool
+from .viewer_pool import ViewerPool, tally
 
 MB = 1_000_000
 
@@ -78,7 +78,7 @@ def _machine_cost(size: int, elapsed: float, busy: float) -> dict[str, float]:
     mb = max(size, 1) / MB
     busy = max(busy, 1e-9)
     return {"machine_cpu_ms_per_mb": busy * 1000 / mb, "cores_busy": busy / elapsed,
-            "mb_per_s_all_cores_busy": len(os.sched_getaffinity(0)) * mb / busy}
+            "mb_per_s_all_cores_busy": procs.cpus() * mb / busy}
 
 
 async def throughput(system: Any, relay: Relay, file: Path, size: int, timeout: float) -> dict[str, Any]:
@@ -280,13 +280,13 @@ async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: in
         if any(v.output_bytes < size for v in others):
             elapsed = max(elapsed, end - t0)  # somebody froze: the whole window counts
         got = [v.output_bytes for v in others]
+        complete, resynced, unexplained = tally([(v.output_bytes, v.broken, v.resyncs) for v in others], size)
         return {
             "others_mb_per_s": sum(got) / elapsed / MB,
             "slowest_other_mb_per_s": min(got) / elapsed / MB,
-            "others_complete": sum(1 for g in got if g == size),
-            # fell behind the relay's soft cap, were skipped and resynced from a snapshot: by design
-            "others_resynced": sum(1 for v in others if v.resyncs),
-            "incomplete_unexplained": sum(1 for v in others if (v.output_bytes != size or v.broken) and not v.resyncs),
+            "others_complete": complete,
+            "others_resynced": resynced,  # fell behind the relay's soft cap and resynced: by design
+            "incomplete_unexplained": unexplained,
             "relay_rss_growth_mb": max(relay_rss.peak - rss0, 0) / MB,
             "relay_rss_mb": relay_rss.peak / MB,
             "share_rss_peak_mb": share_rss.peak / MB,

@@ -134,7 +134,6 @@ class PtyReader:
         if closed:
             self._loop.remove_reader(self._fd)
         elif self._run >= self._bulk and not self._stopping:
-            self._run = 0
             self._loop.remove_reader(self._fd)
             if self._thread is not None:
                 self._thread.join()  # the last burst's thread: it handed back and is ending
