@@ -129,10 +129,15 @@ def group_signed_data(sid: str, header: bytes | memoryview, ciphertext: bytes | 
     return GROUP_SIG_LABEL + sid.encode() + header + hashlib.sha256(ciphertext).digest()
 
 
-def verify_group_signature(public: bytes, signature: bytes | memoryview, data: bytes) -> bool:
+def load_sign_key(public: bytes) -> Ed25519PublicKey:
+    """The sharer's verification key, loaded once per WELCOME rather than once per frame."""
+    return Ed25519PublicKey.from_public_bytes(public)
+
+
+def verify_group_signature(public: Ed25519PublicKey, signature: bytes | memoryview, data: bytes) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
-    except (InvalidSignature, ValueError):
+        public.verify(signature, data)
+    except InvalidSignature:
         return False
     return True
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import events as ev
@@ -34,6 +35,7 @@ from .keys import (
     channel_chain_keys,
     group_signed_data,
     hello_tag,
+    load_sign_key,
     new_x25519,
     open_group,
     sign_key_fp,
@@ -91,7 +93,7 @@ class ViewerProtocol:
         self._ev_public = b""
         self._send: SendChain | None = None
         self._recv: RecvChain | None = None
-        self._sign_key = b""
+        self._sign_key: Ed25519PublicKey | None = None
         self._group: GroupKey | None = None
         self._pending: GroupKey | None = None
         self._pending_from = -1  # next_seq at which the current epoch must end to switch to _pending
@@ -206,7 +208,7 @@ class ViewerProtocol:
             raise HandshakeError("the sharer's signing key does not match the link")
         self._ev_private = None  # ephemeral secret: erase as soon as the channel exists
         self._recv, self._send = recv, SendChain(ck_v2s, self.sid)
-        self._sign_key = welcome.sign_key
+        self._sign_key = load_sign_key(welcome.sign_key)
         self._group = GroupKey(welcome.group_epoch, welcome.group_key)
         self.can_write = welcome.can_write and self.role is Role.READ_WRITE
         self.state = ViewerState.SYNCING
@@ -258,7 +260,7 @@ class ViewerProtocol:
     def _on_group(self, header: Header, data: memoryview) -> None:
         if self.state is not ViewerState.LIVE:
             return  # not yet synced, or resyncing: the SNAPSHOT will say where to continue (§6.2)
-        assert self._group is not None
+        assert self._group is not None and self._sign_key is not None
         if header.epoch == self._group.epoch:
             if header.seq < self._next_seq:
                 return  # already applied or older than our snapshot
