@@ -27,27 +27,27 @@ from typing import Any
 from termshare import malloc
 
 from . import browser as webpage
-from . import cluster, floor, payload, procs, reference, report, workloads
+from . import cluster, floor, keystroke, payload, procs, reference, report, workloads
 from .systems import Relay, TermPair, Termshare
 
 MB = 1_000_000
 # Sizes per mode. *_ref_* are TermPair's (10-40x slower: same rates, fewer bytes, less waiting).
 MODES: dict[str, dict[str, Any]] = {
-    "full": dict(repeats=5, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_rounds=4, echo_interval=0.02,
+    "full": dict(repeats=5, tp_bytes=200 * MB, tp_ref_bytes=16 * MB, echo_n=1000, echo_rounds=4, echo_interval=0.02, keystroke_n=50,
                  fan=[1, 10, 100, 200], fan_bytes={1: 50 * MB, 10: 20 * MB, 100: 4 * MB, 200: 2 * MB},
                  fan_ref_total=24 * MB, stall_others=5, stall_bytes=100 * MB, stall_ref_bytes=16 * MB,
                  stall_timeout=20.0, idle_sessions=1000, idle_viewers=2, idle_seconds=30.0, startup_repeats=5, flood_warmup=1.0,
                  browser_bytes=50 * MB, browser_ref_bytes=4 * MB, browser_repeats=1, browser_echo_n=100, browser_dom_limit=True,
                  cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=10 * MB, cluster_echo_n=200,
                  cluster_sessions=500, cluster_idle_seconds=5.0),
-    "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_rounds=2, echo_interval=0.02,
+    "quick": dict(repeats=3, tp_bytes=50 * MB, tp_ref_bytes=4 * MB, echo_n=250, echo_rounds=2, echo_interval=0.02, keystroke_n=30,
                   fan=[1, 10, 100, 200], fan_bytes={1: 20 * MB, 10: 5 * MB, 100: 1 * MB, 200: 1 * MB},
                   fan_ref_total=8 * MB, stall_others=5, stall_bytes=40 * MB, stall_ref_bytes=12 * MB,
                   stall_timeout=10.0, idle_sessions=500, idle_viewers=2, idle_seconds=20.0, startup_repeats=3, flood_warmup=1.0,
                   browser_bytes=20 * MB, browser_ref_bytes=2 * MB, browser_repeats=1, browser_echo_n=50, browser_dom_limit=True,
                   cluster_nodes=[1, 2, 3], cluster_viewers=30, cluster_bytes=4 * MB, cluster_echo_n=100,
                   cluster_sessions=200, cluster_idle_seconds=3.0),
-    "tiny": dict(repeats=1, tp_bytes=4 * MB, tp_ref_bytes=1 * MB, echo_n=20, echo_rounds=2, echo_interval=0.02,
+    "tiny": dict(repeats=1, tp_bytes=4 * MB, tp_ref_bytes=1 * MB, echo_n=20, echo_rounds=2, echo_interval=0.02, keystroke_n=5,
                  fan=[1, 5], fan_bytes={1: 2 * MB, 5: 1 * MB}, fan_ref_total=1 * MB, stall_others=2,
                  stall_bytes=4 * MB, stall_ref_bytes=1 * MB, stall_timeout=3.0, idle_sessions=10,
                  idle_viewers=2, idle_seconds=1.0, startup_repeats=1, flood_warmup=0.3,
@@ -180,6 +180,7 @@ class Bench:
         rounds = c["echo_rounds"]
         n = c["echo_n"] // rounds
         res: dict[str, Any] = {"interval_ms": c["echo_interval"] * 1000, "rounds": rounds}
+        keys: list[dict[str, Any] | None] = []
         bound = n * (c["echo_interval"] + 0.01) + 30
         for cond in ("idle", "flood"):
             flood = self.file if cond == "flood" else None
@@ -192,11 +193,14 @@ class Bench:
                 if cond == "idle":
                     parts.setdefault("floor", []).append(await self.each(
                         "echo floor", "3 asyncio processes", lambda: floor.echo_floor(n, c["echo_interval"])))
+                    keys.append(await self.each("keystroke CPU", "no I/O", lambda: asyncio.to_thread(
+                        keystroke.keystroke_cpu, c["keystroke_n"], c["echo_interval"])))
                 for system in self.systems:
                     async with self.relay(system) as relay:
                         parts.setdefault(system.name, []).append(await self.each(f"echo {cond}", system, lambda: workloads.echo_latency(
                             system, relay, n, c["echo_interval"], flood, bound, c["flood_warmup"])))
             res[cond] = {name: summary([merge_echo(runs)]) for name, runs in parts.items()}
+        res["keystroke_cpu"] = summary(keys)
         return res
 
     async def fanout(self) -> dict[str, Any]:

@@ -31,6 +31,8 @@ HEADLINES = [
     ("throughput", "limit", "mb_per_s_all_cores_busy"),
     ("echo", "idle", "termshare", "p50_ms"),
     ("echo", "flood", "termshare", "p99_ms"),
+    ("echo", "keystroke_cpu", "warm_ms"),
+    ("echo", "keystroke_cpu", "cold_ms"),
     ("fanout", "1", "termshare", "aggregate_mb_per_s"),
     ("fanout", "5", "termshare", "aggregate_mb_per_s"),
     ("stalled", "termshare", "stalled", "others_mb_per_s"),
