@@ -323,6 +323,21 @@ def transcripts() -> list[dict[str, Any]]:
     s.pump()
     out.append(s.result())
 
+    # The relay skipped the last output and the BYE for this viewer, which had fallen behind
+    # (PROTOCOL.md §7.2, Ending): it reads SKIPPED, resyncs, and gets the final screen at the BYE's
+    # position, then the same BYE frame again.
+    s = Script("bye-skipped-then-final-screen")
+    s.join()
+    s.share.send_output(b"before ")
+    s.pump()
+    s.screen = (80, 24, b"\x1b[H\x1b[2Jfinal screen")
+    s.share.send_output(b"last words")
+    s.share.end(5)
+    s.sharer_frames()  # skipped by the relay
+    s.deliver(encode_frame(FrameKind.SKIPPED))
+    s.pump()
+    out.append(s.result())
+
     s = Script("read-only-cannot-type", role=Role.READ_ONLY)
     s.join()
     s.step("send_input", h(b"rm -rf ~\r"))

@@ -9,7 +9,7 @@ signing key and every group key. The driver calls `connect()` on each (re)connec
 WELCOME, SNAPSHOT and GROUP frames in the order the snapshot's `next_seq` assumes.
 
     NEW --connect()--> REGISTERING --READY--> LIVE --connection_lost()--> AWAY --connect()--> ...
-    LIVE --end()--> ENDED
+    LIVE --end()--> ENDING --last viewer left, finish()--> ENDED    (no viewer: end() -> ENDED)
 
 Per viewer: a valid HELLO creates a channel (WELCOME + SNAPSHOT); a bad channel frame REJECTs that
 viewer and nothing else; VIEWER_LEFT erases its channel. Keys and counters survive reconnects, so
@@ -95,6 +95,7 @@ class ShareState(Enum):
     REGISTERING = "REGISTERING"
     LIVE = "LIVE"
     AWAY = "AWAY"
+    ENDING = "ENDING"  # BYE sent; answering viewers that missed it until they have left (§7.2)
     ENDED = "ENDED"
 
 
@@ -135,6 +136,7 @@ class ShareProtocol:
         self._channels: dict[int, _Channel] = {}
         self._seen_hellos: dict[bytes, None] = {}  # insertion-ordered, bounded by SEEN_HELLOS
         self._resync_wanted: set[int] = set()  # RESYNC came while nothing had changed: answer at the next output
+        self._bye, self._bye_at = b"", (0, 0)  # after end(): the BYE frame and its (epoch, seq)
         self._frames: list[bytes] = []
         self._events: list[ev.ShareEvent] = []
         self._was_live = False
@@ -170,7 +172,7 @@ class ShareProtocol:
 
     def connect(self) -> None:
         """Call on every new connection to the relay: queues REGISTER (§8)."""
-        if self.state is ShareState.ENDED:
+        if self.state in (ShareState.ENDING, ShareState.ENDED):
             raise InvalidState("the session has ended")
         self._frames = []
         self.close_code = None
@@ -178,12 +180,14 @@ class ShareProtocol:
         self._frames.append(_frame(FrameKind.REGISTER, self._owner_token))
 
     def connection_lost(self) -> None:
-        if self.state is not ShareState.ENDED:
+        if self.state is ShareState.ENDING:
+            self.finish()  # nobody left to answer, and no relay to tell
+        elif self.state is not ShareState.ENDED:
             self.state = ShareState.AWAY
         self._frames = []
 
     def receive_frame(self, data: bytes) -> None:
-        if self.state not in (ShareState.REGISTERING, ShareState.LIVE):
+        if self.state not in (ShareState.REGISTERING, ShareState.LIVE, ShareState.ENDING):
             return
         try:
             frame = parse_frame(data)
@@ -192,6 +196,8 @@ class ShareProtocol:
             # Only the relay's own frames can get here: viewer faults are handled per channel.
             self.close_code = exc.close_code
             self._events.append(ev.ProtocolFailed(exc.close_code, type(exc).__name__))
+        if self.state is ShareState.ENDING and not self._channels:
+            self.finish()
 
     def send_output(self, data: bytes) -> None:
         for start in range(0, len(data), MAX_OUTPUT):
@@ -216,12 +222,38 @@ class ShareProtocol:
         self._reject(viewer_id, RejectReason.REMOVED)
 
     def end(self, exit_status: int) -> None:
+        """BYE to every viewer, then ENDING while viewers are connected: one that fell behind
+        missed the BYE (the relay skipped it) and sends RESYNC when it catches up; it gets the
+        final screen and the same BYE frame again (§7.2). END goes once the last viewer has left,
+        or when the driver calls finish() (it waits no longer); with no viewer, at once."""
+        if self.state in (ShareState.ENDING, ShareState.ENDED):
+            return
+        if self.state is not ShareState.LIVE or not self._channels:
+            return self.finish()
+        waiting, self._resync_wanted = self._resync_wanted, set()  # answered after the BYE, below
+        self._broadcast(ByeMessage(exit_status))
+        self._bye = self._frames[-1]
+        self._bye_at = (self._group_epoch, self._group_seq - 1)
+        final = self._screen()  # the terminal is gone: this is the screen every late viewer gets
+        self._screen = lambda: final
+        self.state = ShareState.ENDING
+        for vid, channel in self._channels.items():
+            if vid in waiting:
+                self._answer_after_end(vid, channel)
+
+    def finish(self) -> None:
+        """END: the relay closes the viewers still connected (4410) and forgets the session."""
         if self.state is ShareState.ENDED:
             return
-        self._broadcast(ByeMessage(exit_status))
         self._frames.append(_frame(FrameKind.END))
         self.state = ShareState.ENDED
         self._channels.clear()
+
+    def _answer_after_end(self, vid: int, channel: _Channel) -> None:
+        # The snapshot continues at the BYE, which follows it again byte for byte: a replay that
+        # every viewer which already applied it ignores (§6.2), the first one this viewer can use.
+        self._send_snapshot(vid, channel, self._bye_at)
+        self._frames.append(self._bye)
 
     # -- relay frames -------------------------------------------------------------------------
     def _dispatch(self, frame: Frame) -> None:
@@ -267,6 +299,8 @@ class ShareProtocol:
         body = frame.body
         if vid == 0:
             raise FrameError("HELLO without a viewer id")
+        if self.state is ShareState.ENDING:
+            return  # too late to join: the relay closes it at END
         if body[0] > 1:
             return self._reject(vid, RejectReason.PROTOCOL_ERROR)
         role = Role(body[0])
@@ -312,7 +346,10 @@ class ShareProtocol:
         if isinstance(message, InputMessage):
             if not channel.can_write:
                 return self._reject(vid, RejectReason.PROTOCOL_ERROR)
-            self._events.append(ev.Input(vid, message.data))
+            if self.state is ShareState.LIVE:  # after end() there is no terminal to type into
+                self._events.append(ev.Input(vid, message.data))
+        elif self.state is ShareState.ENDING and isinstance(message, ResyncMessage):
+            self._answer_after_end(vid, channel)  # every time: its BYE may have been skipped again
         elif isinstance(message, ResyncMessage):
             # A snapshot costs a screen render and up to 1 MiB: answer a RESYNC only if the screen
             # may have changed since this viewer's last one (an honest viewer sends one RESYNC
@@ -333,13 +370,14 @@ class ShareProtocol:
         self._frames.append(_frame(FrameKind.REJECT, bytes((reason,)), vid))
         self._events.append(ev.ViewerRejected(vid, int(reason)))
 
-    def _send_snapshot(self, vid: int, channel: _Channel) -> None:
+    def _send_snapshot(self, vid: int, channel: _Channel, at: tuple[int, int] | None = None) -> None:
+        """`at`: the (epoch, seq) the viewer continues from; the next GROUP frame by default."""
         cols, rows, data = self._screen()
         if len(data) > MAX_SNAPSHOT_DATA:
             raise ValueError(f"screen snapshot of {len(data)} bytes exceeds {MAX_SNAPSHOT_DATA}")
-        channel.snapshot_at = (self._group_epoch, self._group_seq)
+        epoch, seq = channel.snapshot_at = at or (self._group_epoch, self._group_seq)
         self._resync_wanted.discard(vid)
-        self._send_direct(vid, channel, SnapshotMessage(self._group_epoch, self._group_seq, cols, rows, data))
+        self._send_direct(vid, channel, SnapshotMessage(epoch, seq, cols, rows, data))
 
     def _send_direct(self, vid: int, channel: _Channel, message: Message) -> None:
         plaintext = encode_message(message)

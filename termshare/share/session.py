@@ -43,6 +43,7 @@ COALESCE: Final = 0.002  # seconds to gather output into one frame
 # ... and during bulk output (the PTY thread reading), when the next bytes are sure to follow: full
 # frames, each costing the relay and every viewer one signature check, instead of one per 2 ms.
 COALESCE_BULK: Final = 0.010
+LINGER: Final = 3.0  # seconds after BYE for viewers that missed it to catch up (ShareProtocol.end)
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
 FATAL_CLOSES: Final = {
@@ -99,6 +100,7 @@ class ShareSession:
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
         self._connected_once = asyncio.Event()
+        self._ended_event = asyncio.Event()  # the protocol reached ENDED (END is queued)
         self._joined: dict[int, float] = {}  # viewer id -> when it joined (Unix time), for `termshare viewers`
         self._control: ControlServer | None = None
 
@@ -228,6 +230,11 @@ class ShareSession:
         self._flush()
         if self.protocol.state is not ShareState.ENDED:
             self.protocol.end(status)
+            self._pump()
+        if self.protocol.state is ShareState.ENDING:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ended_event.wait(), LINGER)
+            self.protocol.finish()
             self._pump()
         if self._conn is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -368,6 +375,8 @@ class ShareSession:
         self.sender.push(self.protocol.frames_to_send())
         for event in self.protocol.events_received():
             self._on_event(event)
+        if self.protocol.state is ShareState.ENDED:
+            self._ended_event.set()
 
     def _on_drained(self) -> None:
         if self._skipped:
@@ -464,6 +473,9 @@ class ShareSession:
             if self._ended():
                 return
             self.protocol.connection_lost()
+            if self._ended():  # it was waiting for late viewers (ENDING): without a relay, it is over
+                self._ended_event.set()
+                return
             self.sender.reset()
             self._title()
             if not self._connected_once.is_set():

@@ -71,14 +71,19 @@ def test_a_viewer_is_removed_only_while_the_relay_is_reachable() -> None:
     assert list(net.share.viewers) == [vid]  # still there
 
 
-def test_ended_share_refuses_connect_and_output_but_tolerates_end_and_connection_lost() -> None:
+def test_end_with_viewers_lingers_until_finish_then_refuses_connect_and_output() -> None:
     net = Net()
-    conn, viewer = net.join()
+    net.join()
     net.share.end(3)
-    frames = net.share.frames_to_send()
-    assert [k for k, _ in kinds(frames)] == [FrameKind.GROUP, FrameKind.END]
+    assert [k for k, _ in kinds(net.share.frames_to_send())] == [FrameKind.GROUP]  # BYE; END waits
+    assert net.share.state is ShareState.ENDING
     net.share.end(4)  # a second end is a no-op
+    with pytest.raises(InvalidState):
+        net.share.connect()
+    net.share.send_output(b"x")  # nobody could use it now
     assert net.share.frames_to_send() == []
+    net.share.finish()
+    assert [k for k, _ in kinds(net.share.frames_to_send())] == [FrameKind.END]
     with pytest.raises(InvalidState):
         net.share.connect()
     with pytest.raises(InvalidState):
@@ -86,11 +91,119 @@ def test_ended_share_refuses_connect_and_output_but_tolerates_end_and_connection
     with pytest.raises(InvalidState):
         net.share.send_resize(80, 24)
     net.share.end(5)
+    net.share.finish()
     net.share.connection_lost()
     assert net.share.state is ShareState.ENDED
-    assert net.share.frames_to_send() == []  # the queued END was dropped with the connection
+    assert net.share.frames_to_send() == []
     net.share.receive_frame(ready([]))
     assert net.share.events_received() == [] and net.share.state is ShareState.ENDED
+
+
+def test_end_without_viewers_or_relay_sends_end_at_once() -> None:
+    share = new_share()
+    share.end(0)
+    assert [k for k, _ in kinds(share.frames_to_send())] == [FrameKind.END]
+    assert share.state is ShareState.ENDED
+    net = Net()
+    net.join()
+    net.share.connection_lost()
+    net.share.end(1)  # AWAY: no viewer could get a BYE now
+    assert net.share.state is ShareState.ENDED
+    assert [k for k, _ in kinds(net.share.frames_to_send())] == [FrameKind.END]
+
+
+def test_ending_share_sends_end_when_the_last_viewer_has_left() -> None:
+    net = Net()
+    a, viewer_a = net.join()
+    b, viewer_b = net.join()
+    net.share.end(7)
+    net.run()
+    assert [e.exit_status for e in viewer_a.events_received() if isinstance(e, ev.Ended)] == [7]
+    net.leave(a)
+    assert net.share.state is ShareState.ENDING
+    net.leave(b)
+    assert net.share.state is ShareState.ENDED
+    assert net.share.sid not in net.router.sessions  # END reached the relay
+
+
+def test_ending_share_ends_when_its_relay_connection_drops() -> None:
+    net = Net()
+    net.join()
+    net.share.end(0)
+    net.share.connection_lost()
+    assert net.share.state is ShareState.ENDED
+    assert net.share.frames_to_send() == []
+
+
+def test_viewer_that_missed_the_bye_gets_the_final_screen_and_the_bye_on_resync() -> None:
+    net = Net()
+    a, viewer_a = net.join()
+    b, viewer_b = net.join()
+    net.run()
+    for v in (viewer_a, viewer_b):
+        v.events_received()
+    skipping = {b}
+    net.tamper = lambda frame, conn: [] if conn in skipping and frame[1] == FrameKind.GROUP else [frame]
+    net.screen = (80, 24, b"final screen")
+    net.output(b"last words")
+    net.share.end(3)
+    net.run()  # the relay skips the output and the BYE for b, which does not know it yet
+    assert [type(e) for e in viewer_a.events_received()] == [ev.Output, ev.Ended]
+    assert viewer_b.events_received() == []
+    skipping.clear()
+    net.deliver(b, encode_frame(FrameKind.SKIPPED))  # the relay's mark where the skipping began
+    net.run()
+    events = viewer_b.events_received()
+    assert [type(e) for e in events] == [ev.StreamBroken, ev.Snapshot, ev.Ended]
+    assert events[1].data == b"final screen" and events[2].exit_status == 3
+    assert viewer_a.events_received() == []  # the BYE again is a replay to a: ignored
+    assert net.share.state is ShareState.ENDING  # until both have left or the driver gives up
+
+
+def test_ending_share_answers_a_resync_every_time_and_delivers_no_input() -> None:
+    net = Net()
+    conn, viewer = net.join()
+    net.run()
+    viewer.events_received()
+    net.tamper = lambda frame, to: [] if frame[1] == FrameKind.GROUP else [frame]  # every BYE is skipped
+    net.share.end(0)
+    net.run()
+    for _ in range(2):  # its BYE was skipped again: a second RESYNC gets a second answer
+        net.deliver(conn, encode_frame(FrameKind.SKIPPED))
+        net.run()
+        assert [type(e) for e in viewer.events_received()] == [ev.StreamBroken, ev.Snapshot]
+    viewer.send_input(b"ls\r")
+    net.run()
+    assert not [e for e in net.share_events if isinstance(e, ev.Input)]
+    assert net.share.state is ShareState.ENDING
+
+
+def test_ending_share_admits_no_new_viewer() -> None:
+    net = Net()
+    net.join()
+    net.share.end(0)
+    net.share.frames_to_send()
+    _, hello = hello_from(net.share, 99)
+    net.share.receive_frame(hello)
+    assert net.share.frames_to_send() == [] and 99 not in net.share.viewers
+
+
+def test_resync_waiting_at_the_end_is_answered_after_the_bye() -> None:
+    net = Net()
+    a, viewer_a = net.join()
+    b, viewer_b = net.join()
+    net.run()
+    viewer_a.events_received()
+    viewer_b.events_received()
+    for _ in range(2):  # the second time nothing changed since its snapshot: remembered for later
+        net.deliver(a, encode_frame(FrameKind.SKIPPED))
+        net.run()
+    assert [type(e) for e in viewer_a.events_received()] == [ev.StreamBroken, ev.Snapshot, ev.StreamBroken]
+    net.share.end(9)
+    net.run()
+    events = viewer_a.events_received()
+    assert [type(e) for e in events] == [ev.Snapshot, ev.Ended] and events[1].exit_status == 9
+    assert [type(e) for e in viewer_b.events_received()] == [ev.Ended]
 
 
 def test_frames_are_ignored_before_connect_and_while_away() -> None:

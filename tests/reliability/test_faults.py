@@ -193,6 +193,42 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
         relay.close()
 
 
+def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_status() -> None:
+    """The relay skipped the end of the output and the BYE for a viewer that had stopped reading:
+    once it reads again it resyncs, and the sharer, lingering after its BYE (PROTOCOL §7.2), answers
+    with the final screen and the BYE again. Before, it got neither: only the close 4410."""
+    relay = Relay()
+    cmd = ("sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
+           "sleep 0.1; i=$((i+1)); done; clear; echo final-screen-$((6*7)); exit 3'")
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
+    fast, behind = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
+
+    def ended(rec: Recorder) -> list[int]:
+        return [e.exit_status for _, e in rec.events if isinstance(e, ev.Ended)]
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(behind.run_once())]
+        await wait_for(lambda: "Snapshot" in behind.kinds(), 10)
+        behind.stop_reading = True
+        tasks.append(asyncio.create_task(fast.run_once()))
+        await wait_for(lambda: ended(fast), 60)
+        behind.stop_reading = False  # the BYE went by while it was not reading
+        await wait_for(lambda: ended(behind), 10)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        assert ended(fast) == [3] and ended(behind) == [3]
+        assert b"final-screen-42" in fast.output()
+        final = [e.data for _, e in behind.events if isinstance(e, ev.Snapshot)][-1]
+        assert b"final-screen-42" in final, final[-200:]
+        assert len(behind.output()) < 30_000_000  # it really was skipped past
+        assert share.proc.wait(timeout(10)) == 3  # the command's exit status
+    finally:
+        share.close()
+        relay.close()
+
+
 def test_stalled_sharer_path_is_detected_and_resumed() -> None:
     """The sharer's TCP path goes silent (no RST, no FIN): websocket pings notice, share reconnects."""
     relay = Relay()
