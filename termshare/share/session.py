@@ -43,6 +43,7 @@ COALESCE: Final = 0.002  # seconds to gather output into one frame
 # ... and during bulk output (the PTY thread reading), when the next bytes are sure to follow: full
 # frames, each costing the relay and every viewer one signature check, instead of one per 2 ms.
 COALESCE_BULK: Final = 0.010
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 LINGER: Final = 3.0  # seconds after BYE for viewers that missed it to catch up (ShareProtocol.end)
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
@@ -100,7 +101,7 @@ class ShareSession:
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
         self._connected_once = asyncio.Event()
-        self._ended_event = asyncio.Event()  # the protocol reached ENDED (END is queued)
+        self._linger_over = asyncio.Event()  # after BYE: the last viewer left, the relay went, or a signal came
         self._joined: dict[int, float] = {}  # viewer id -> when it joined (Unix time), for `termshare viewers`
         self._control: ControlServer | None = None
 
@@ -170,7 +171,11 @@ class ShareSession:
                 status = await self._done
         finally:
             self._uninstall(loop)
-            await self._finish(status, conn_task)
+            try:
+                await self._finish(status, conn_task)
+            finally:  # until here a signal cuts the wait for late viewers short (_stop)
+                for sig in STOP_SIGNALS:
+                    loop.remove_signal_handler(sig)
         return status
 
     def _install(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -179,7 +184,7 @@ class ShareSession:
         with contextlib.suppress(OSError, ValueError):
             loop.add_reader(self.in_fd, self._on_stdin)
         loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._stop, 128 + sig)
         self._watch_child(loop)
 
@@ -192,8 +197,7 @@ class ShareSession:
                 loop.remove_reader(fd)
         with contextlib.suppress(Exception):
             loop.remove_writer(self._master)
-        for sig in (signal.SIGWINCH, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        loop.remove_signal_handler(signal.SIGWINCH)
 
     def _watch_child(self, loop: asyncio.AbstractEventLoop) -> None:
         self._pidfd = os.pidfd_open(self._pid)
@@ -221,6 +225,8 @@ class ShareSession:
     def _stop(self, status: int) -> None:
         if self._done is not None and not self._done.done():
             self._done.set_result(status)
+        else:  # already finishing: a signal means wait for late viewers no longer
+            self._linger_over.set()
 
     async def _finish(self, status: int, conn_task: asyncio.Task[None]) -> None:
         if self._control is not None:
@@ -233,7 +239,7 @@ class ShareSession:
             self._pump()
         if self.protocol.state is ShareState.ENDING:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._ended_event.wait(), LINGER)
+                await asyncio.wait_for(self._linger_over.wait(), LINGER)
             self.protocol.finish()
             self._pump()
         if self._conn is not None:
@@ -376,7 +382,7 @@ class ShareSession:
         for event in self.protocol.events_received():
             self._on_event(event)
         if self.protocol.state is ShareState.ENDED:
-            self._ended_event.set()
+            self._linger_over.set()
 
     def _on_drained(self) -> None:
         if self._skipped:
@@ -474,7 +480,7 @@ class ShareSession:
                 return
             self.protocol.connection_lost()
             if self._ended():  # it was waiting for late viewers (ENDING): without a relay, it is over
-                self._ended_event.set()
+                self._linger_over.set()
                 return
             self.sender.reset()
             self._title()

@@ -229,6 +229,46 @@ def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_st
         relay.close()
 
 
+@pytest.mark.parametrize("signalled", [False, True])
+def test_the_sharer_waits_for_a_stuck_viewer_a_bounded_time_or_until_a_signal(signalled: bool) -> None:
+    """A viewer that never reads again holds the ending session (PROTOCOL §7.2) only until the
+    sharer's linger (3 s) is over, or until the share process gets SIGTERM; then END, and the relay
+    closes the stuck viewer 4410."""
+    relay = Relay()
+    cmd = "sh -c 'sleep 1; head -c 20000000 /dev/zero | tr \"\\\\0\" y; exit 4'"
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
+    fast, stuck = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
+    waited: list[float] = []
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(stuck.run_once())]
+        await wait_for(lambda: "Snapshot" in stuck.kinds(), 10)
+        stuck.stop_reading = True
+        tasks.append(asyncio.create_task(fast.run_once()))
+        await wait_for(lambda: "Ended" in fast.kinds(), 60)
+        t0 = time.monotonic()  # the BYE is out: the sharer now waits for the stuck viewer
+        if signalled:
+            share.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(share.proc.wait, timeout(10))
+        waited.append(time.monotonic() - t0)
+        stuck.stop_reading = False
+        await wait_for(lambda: bool(stuck.closes), 20)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        print(f"\nshare exited {waited[0]:.2f} s after its BYE reached the fast viewer (signalled: {signalled})")
+        assert share.proc.returncode == 4  # the command's status: the signal only cut the wait short
+        assert stuck.closes == [4410] and "Ended" not in stuck.kinds()
+        if signalled:
+            assert waited[0] < 2.0  # not the full linger
+        else:
+            assert waited[0] > 1.0  # it did wait for the stuck viewer
+    finally:
+        share.close()
+        relay.close()
+
+
 def test_stalled_sharer_path_is_detected_and_resumed() -> None:
     """The sharer's TCP path goes silent (no RST, no FIN): websocket pings notice, share reconnects."""
     relay = Relay()
