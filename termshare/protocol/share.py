@@ -87,6 +87,7 @@ _U32 = struct.Struct(">I")
 # Replayed HELLOs are refused while their EV is remembered; the relay binds each HELLO to one
 # connection (one handshake each), so older ones cannot be replayed to a live viewer id anyway.
 SEEN_HELLOS = 65536
+LATE_ANSWERS = 3  # RESYNCs answered per viewer after BYE: enough for a BYE skipped twice more, no flood
 MAX_SNAPSHOT_DATA = MAX_FRAME - HEADER_SIZE - 1 - 12 - TAG_SIZE
 
 
@@ -105,6 +106,7 @@ class _Channel:
     send: SendChain
     recv: RecvChain
     snapshot_at: tuple[int, int] = (-1, -1)  # group (epoch, seq) of the last snapshot sent
+    late_answers: int = 0  # RESYNCs answered after BYE
 
 
 def new_session_id(rng: Rng) -> str:
@@ -252,6 +254,7 @@ class ShareProtocol:
     def _answer_after_end(self, vid: int, channel: _Channel) -> None:
         # The snapshot continues at the BYE, which follows it again byte for byte: a replay that
         # every viewer which already applied it ignores (§6.2), the first one this viewer can use.
+        channel.late_answers += 1
         self._send_snapshot(vid, channel, self._bye_at)
         self._frames.append(self._bye)
 
@@ -349,7 +352,8 @@ class ShareProtocol:
             if self.state is ShareState.LIVE:  # after end() there is no terminal to type into
                 self._events.append(ev.Input(vid, message.data))
         elif self.state is ShareState.ENDING and isinstance(message, ResyncMessage):
-            self._answer_after_end(vid, channel)  # every time: its BYE may have been skipped again
+            if channel.late_answers < LATE_ANSWERS:  # again if its BYE was skipped again, but bounded
+                self._answer_after_end(vid, channel)
         elif isinstance(message, ResyncMessage):
             # A snapshot costs a screen render and up to 1 MiB: answer a RESYNC only if the screen
             # may have changed since this viewer's last one (an honest viewer sends one RESYNC
