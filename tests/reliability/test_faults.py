@@ -39,6 +39,24 @@ async def wait_for(predicate, seconds: float) -> None:  # type: ignore[no-untype
         await asyncio.sleep(0.05)
 
 
+# 30 MB at an easy pace (the sharer never falls behind, so it never resyncs anyone itself), then
+# `then`. 30 MB is well past what the relay's queue (4 MiB) and both loopback socket buffers can hold
+# for a viewer that stopped reading, so a hole in what that viewer gets is certain.
+PACED_30MB = ("sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
+              "sleep 0.1; i=$((i+1)); done; {then}'")
+
+
+async def fall_behind(behind: Recorder, fast: Recorder, until) -> list[asyncio.Task[object]]:  # type: ignore[no-untyped-def]
+    """`behind` joins and stops reading after its first snapshot, `fast` joins; returns their
+    tasks once until() holds. `behind` reads again when the caller clears its stop_reading."""
+    tasks: list[asyncio.Task[object]] = [asyncio.create_task(behind.run_once())]
+    await wait_for(lambda: "Snapshot" in behind.kinds(), 10)
+    behind.stop_reading = True
+    tasks.append(asyncio.create_task(fast.run_once()))
+    await wait_for(until, 60)
+    return tasks
+
+
 def test_relay_killed_and_restarted_sessions_continue() -> None:
     port = free_port()
     relay = Relay(port=port)
@@ -151,12 +169,7 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
     """The relay skipped output for a stalled viewer, then no output follows to reveal the gap: the
     SKIPPED hint the relay queued at the hole makes the viewer resync anyway (PROTOCOL §4.2)."""
     relay = Relay()
-    # 30 MB at an easy pace (the sharer never falls behind, so it never resyncs anyone itself),
-    # then a screen that stays put. 30 MB is well past what the relay's queue (4 MiB) and both
-    # loopback socket buffers can hold for a viewer that stopped reading, so a hole is certain.
-    size = 30_000_000
-    cmd = ("sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
-           "sleep 0.1; i=$((i+1)); done; echo; clear; echo quiet-screen-$((6*7)); sleep 60'")
+    cmd = PACED_30MB.format(then="echo; clear; echo quiet-screen-$((6*7)); sleep 60")  # a screen that stays put
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
     fast, stalled = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
 
@@ -164,11 +177,7 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
         return [e.data for _, e in rec.events if isinstance(e, ev.Snapshot)]
 
     async def scenario() -> None:
-        tasks = [asyncio.create_task(stalled.run_once())]
-        await wait_for(lambda: "Snapshot" in stalled.kinds(), 10)
-        stalled.stop_reading = True
-        tasks.append(asyncio.create_task(fast.run_once()))
-        await wait_for(lambda: b"quiet-screen-42" in fast.output(), 60)
+        tasks = await fall_behind(stalled, fast, lambda: b"quiet-screen-42" in fast.output())
         stalled.stop_reading = False  # reads what the relay kept for it; nothing new is coming
         await wait_for(lambda: any(b"quiet-screen-42" in s for s in snapshots(stalled)), 20)
         for task in tasks:
@@ -187,7 +196,7 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
         assert before and (not after or after[0] > before[-1] + 1), (before[-3:], after[:3])
         broken = [e for _, e in stalled.events if isinstance(e, ev.StreamBroken)]
         assert broken and broken[0].reason in ("skipped", "gap")
-        assert len(stalled.output()) < size  # it really was skipped past, not fed everything
+        assert len(stalled.output()) < 30_000_000  # it really was skipped past, not fed everything
     finally:
         share.close()
         relay.close()
@@ -198,8 +207,7 @@ def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_st
     once it reads again it resyncs, and the sharer, lingering after its BYE (PROTOCOL §7.2), answers
     with the final screen and the BYE again. Before, it got neither: only the close 4410."""
     relay = Relay()
-    cmd = ("sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
-           "sleep 0.1; i=$((i+1)); done; clear; echo final-screen-$((6*7)); exit 3'")
+    cmd = PACED_30MB.format(then="clear; echo final-screen-$((6*7)); exit 3")
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
     fast, behind = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
 
@@ -207,11 +215,7 @@ def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_st
         return [e.exit_status for _, e in rec.events if isinstance(e, ev.Ended)]
 
     async def scenario() -> None:
-        tasks = [asyncio.create_task(behind.run_once())]
-        await wait_for(lambda: "Snapshot" in behind.kinds(), 10)
-        behind.stop_reading = True
-        tasks.append(asyncio.create_task(fast.run_once()))
-        await wait_for(lambda: ended(fast), 60)
+        tasks = await fall_behind(behind, fast, lambda: ended(fast))
         behind.stop_reading = False  # the BYE went by while it was not reading
         await wait_for(lambda: ended(behind), 10)
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -235,17 +239,12 @@ def test_the_sharer_waits_for_a_stuck_viewer_a_bounded_time_or_until_a_signal(si
     sharer's linger (3 s) is over, or until the share process gets SIGTERM; then END, and the relay
     closes the stuck viewer 4410."""
     relay = Relay()
-    cmd = "sh -c 'sleep 1; head -c 20000000 /dev/zero | tr \"\\\\0\" y; exit 4'"
-    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", PACED_30MB.format(then="exit 4"))
     fast, stuck = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
     waited: list[float] = []
 
     async def scenario() -> None:
-        tasks = [asyncio.create_task(stuck.run_once())]
-        await wait_for(lambda: "Snapshot" in stuck.kinds(), 10)
-        stuck.stop_reading = True
-        tasks.append(asyncio.create_task(fast.run_once()))
-        await wait_for(lambda: "Ended" in fast.kinds(), 60)
+        tasks = await fall_behind(stuck, fast, lambda: "Ended" in fast.kinds())
         t0 = time.monotonic()  # the BYE is out: the sharer now waits for the stuck viewer
         if signalled:
             share.proc.send_signal(signal.SIGTERM)
