@@ -117,11 +117,13 @@ def tally(got: list[tuple[int, int, int]], size: int) -> tuple[int, int, int]:
 @dataclass
 class PoolRun:
     seconds: float  # the gate key to the last output byte any viewer got
+    waited: float  # the gate key to the last worker's result (past `seconds` when a viewer froze)
     total_bytes: int  # output bytes, all viewers
+    slowest_bytes: int  # output bytes of the viewer that got the fewest
     complete: int  # viewers that got every byte, with no broken stream
     resynced: int  # viewers that fell behind and resynced (the relay skipped output for them: by design)
     unexplained: int  # viewers without every byte and without a resync: lost or extra bytes, or closed early
-    snapshots: int  # SNAPSHOTs received, all viewers (a resync whose session ended first gets none)
+    snapshots: int  # SNAPSHOTs received, all viewers
     frame_kb: float  # mean websocket message size
     cpu_seconds: float  # all worker processes, during the run
 
@@ -160,12 +162,15 @@ class ViewerPool:
         t0 = time.perf_counter()
         await self.workers[0].send({"gate": True})
         results = [await worker.expect("result", timeout + 10) for worker in self.workers]
+        waited = time.perf_counter() - t0
         got = [(b, broken, resyncs) for r in results
                for b, broken, resyncs in zip(r["bytes"], r["broken"], r["resyncs"], strict=True)]
         complete, resynced, unexplained = tally(got, size)
         return PoolRun(
             seconds=max(max(r["last_output_at"] for r in results) - t0, 1e-9),
+            waited=waited,
             total_bytes=sum(b for b, _, _ in got),
+            slowest_bytes=min(b for b, _, _ in got),
             complete=complete,
             resynced=resynced,
             unexplained=unexplained,

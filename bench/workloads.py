@@ -21,7 +21,7 @@ from typing import Any
 
 from . import procs
 from .systems import Relay, sh
-from .viewer_pool import ViewerPool, tally
+from .viewer_pool import ViewerPool
 
 MB = 1_000_000
 
@@ -257,45 +257,39 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
 # -- 4. a viewer that stops reading ----------------------------------------------------------------------
 async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: int, timeout: float,
                   stall: bool) -> dict[str, Any]:
-    """`others_n` viewers read `size` bytes; with `stall`, one more viewer joins and stops reading."""
+    """`others_n` viewers read `size` bytes; with `stall`, one more viewer joins and stops reading.
+    The others run in worker processes, as in fan-out (bench/viewer_pool.py); the stalled one here."""
     share = system.start_share(relay, _gate(size, file))
-    viewers: list[Any] = []
+    pool = ViewerPool(system.name, share.url, others_n)
+    staller: list[Any] = []
     try:
-        viewers = await _start_viewers(system, share.url, others_n + (1 if stall else 0), 30)
-        others = viewers[:others_n]
-        staller = viewers[others_n] if stall else None
-        await asyncio.sleep(0.3)
-        for v in others:
-            v.reset_counters(size)
-        if staller is not None:
-            staller.pause()
+        await pool.start()
+        if stall:
+            staller = await _start_viewers(system, share.url, 1, 30)
+            await asyncio.sleep(0.3)
+            staller[0].pause()
         rss0 = procs.rss_bytes(relay.pid)
         with procs.RssSampler(relay.pid, 0.1) as relay_rss, procs.RssSampler(share.pid, 0.1) as share_rss:
-            t0 = time.perf_counter()
-            await others[0].send_input(b"g")
-            await _all_reached(others, timeout)
-            end = time.perf_counter()
+            got = await pool.run(size, timeout)
             await asyncio.sleep(0.3)  # one more RSS sample after the flood
-        elapsed = max(max((v.last_output_at for v in others), default=end) - t0, 1e-9)
-        if any(v.output_bytes < size for v in others):
-            elapsed = max(elapsed, end - t0)  # somebody froze: the whole window counts
-        got = [v.output_bytes for v in others]
-        complete, resynced, unexplained = tally([(v.output_bytes, v.broken, v.resyncs) for v in others], size)
+        # Somebody froze (short without a resync): the whole wait counts, not just until the last byte.
+        elapsed = got.waited if got.unexplained else got.seconds
         return {
-            "others_mb_per_s": sum(got) / elapsed / MB,
-            "slowest_other_mb_per_s": min(got) / elapsed / MB,
-            "others_complete": complete,
-            "others_resynced": resynced,  # fell behind the relay's soft cap and resynced: by design
-            "incomplete_unexplained": unexplained,
+            "others_mb_per_s": got.total_bytes / elapsed / MB,
+            "slowest_other_mb_per_s": got.slowest_bytes / elapsed / MB,
+            "others_complete": got.complete,
+            "others_resynced": got.resynced,  # fell behind the relay's soft cap and resynced: by design
+            "incomplete_unexplained": got.unexplained,
             "relay_rss_growth_mb": max(relay_rss.peak - rss0, 0) / MB,
             "relay_rss_mb": relay_rss.peak / MB,
             "share_rss_peak_mb": share_rss.peak / MB,
-            "stalled_dropped": bool(staller is not None and staller.done.is_set()),
+            "stalled_dropped": bool(staller and staller[0].done.is_set()),
             "rss_series": [(round(t, 2), round(b / MB, 1)) for t, b in relay_rss.samples],
             "seconds": elapsed,
         }
     finally:
-        await _close(viewers)
+        await _close(staller)
+        await pool.close()
         share.stop()
 
 
