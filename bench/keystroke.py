@@ -5,7 +5,8 @@ This module runs the same protocol work in one process, on termshare.protocol's 
 ViewerProtocol, Router and ShareProtocol: the viewer seals a key, the router routes it, the sharer
 opens it and seals and signs the echo, the router multicasts it, the viewer checks the signature
 and opens it. It times each round trip twice: back to back, with everything in the CPU's caches;
-and after a sleep of the echo workload's interval, as each process of the echo path runs.
+and with a sleep of the echo workload's interval before the first step of each of the three
+parties, as each process of the echo path wakes for its part.
 
 On a VM, code that has not run for a few milliseconds runs many times slower: the caches and the
 TLB went cold while the vCPU idled. Set against the echo rows, the two figures say how much of
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from termshare.protocol import events as ev
@@ -66,25 +68,40 @@ class _Path:
         return bool(actions)
 
     def round_trip(self, pause: float) -> float:
-        """Key -> sharer -> echo -> viewer, with `pause` s of sleep before each party's step: the
-        seconds the steps took (not the sleeps)."""
+        """Key -> sharer -> echo -> viewer: the seconds its five steps took (not the sleeps), each
+        step one party's work. With `pause`, the viewer, the relay and the sharer each start their
+        first step after that much sleep, as each process of the echo path wakes for its part; the
+        relay's second step and the viewer's second follow at once (in the echo they come within a
+        millisecond or two of their first)."""
         got: list[bool] = []
+        routed: list[bytes] = []
 
-        def key() -> None:
+        def key() -> None:  # viewer
             self.viewer.send_input(b"x")
-            self._send(VIEWER)
+            routed.extend(self.viewer.frames_to_send())
 
-        def echo() -> None:
+        def route(conn: int) -> Callable[[], None]:  # relay
+            def step() -> None:
+                for frame in routed:
+                    self.router.received(conn, frame, time.monotonic())
+                routed[:] = [a.data for a in self.router.take_actions() if isinstance(a, Send)]
+            return step
+
+        def echo() -> None:  # sharer
+            for frame in routed:
+                self.share.receive_frame(frame)
             got.append(any(isinstance(e, ev.Input) for e in self.share.events_received()))
             self.share.send_output(b"x")
-            self._send(SHARER)
+            routed[:] = self.share.frames_to_send()
 
-        def shown() -> None:
+        def shown() -> None:  # viewer
+            for frame in routed:
+                self.viewer.receive_frame(frame)
             got.append(any(isinstance(e, ev.Output) for e in self.viewer.events_received()))
 
         took = 0.0
-        for step in (key, self._deliver, echo, self._deliver, shown):  # viewer, relay, sharer, relay, viewer
-            if pause:
+        for i, step in enumerate((key, route(VIEWER), echo, route(SHARER), shown)):
+            if pause and i < 3:
                 time.sleep(pause)
             t0 = time.perf_counter()
             step()
@@ -93,14 +110,10 @@ class _Path:
             raise procs.BenchError("a keystroke's echo did not come back through the in-memory path")
         return took
 
-    def _send(self, conn: int) -> None:
-        for frame in self.parties[conn].frames_to_send():
-            self.router.received(conn, frame, time.monotonic())
-
 
 def keystroke_cpu(count: int, pause: float) -> dict[str, Any]:
-    """Median ms of a round trip's steps: back to back (`warm_ms`), and each after `pause` s of
-    sleep (`cold_ms`), as each process of the echo path wakes for its part."""
+    """Median ms of a round trip's steps: back to back (`warm_ms`), and with `pause` s of sleep
+    before the viewer's, the relay's and the sharer's first step (`cold_ms`)."""
     path = _Path()
     out: dict[str, Any] = {}
     for key, gap in (("warm_ms", 0.0), ("cold_ms", pause)):

@@ -80,7 +80,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         at = max(i for i, r in enumerate(out) if r["workload"] == "echo (idle)") + 1
         pause = w["echo"]["interval_ms"]
         out[at:at] = [_row("echo (idle)", f"protocol CPU ms/key, no I/O, {when}", _stat(w, "echo", "keystroke_cpu", key), None, None)
-                      for when, key in (("back to back", "warm_ms"), (f"{pause:g} ms idle before each step", "cold_ms"))]
+                      for when, key in (("back to back", "warm_ms"), (f"{pause:g} ms idle before each party", "cold_ms"))]
     if _stat(w, "footprint", "limit", "libraries_rss_mb"):  # the same termshare figure against what its libraries hold
         at = next(i for i, r in enumerate(out) if r["metric"] == "share RSS MB at rest") + 1
         out.insert(at, _row("footprint", "share RSS MB at rest; limit = interpreter + asyncio + cryptography",

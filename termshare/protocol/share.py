@@ -302,8 +302,6 @@ class ShareProtocol:
         body = frame.body
         if vid == 0:
             raise FrameError("HELLO without a viewer id")
-        if self.state is ShareState.ENDING:
-            return  # too late to join: the relay closes it at END
         if body[0] > 1:
             return self._reject(vid, RejectReason.PROTOCOL_ERROR)
         role = Role(body[0])
@@ -332,7 +330,10 @@ class ShareProtocol:
         epoch, seq = channel.send.next_position()
         header = make_header(FrameKind.WELCOME, KEY_SIZE + len(welcome) + TAG_SIZE, vid, epoch, seq)
         self._frames.append(header.pack() + es_public + channel.send.seal(header, welcome))
-        self._send_snapshot(vid, channel)
+        if self.state is ShareState.ENDING:  # joined (or re-joined after a resume) just as it ended
+            self._answer_after_end(vid, channel)
+        else:
+            self._send_snapshot(vid, channel)
         self._events.append(ev.ViewerJoined(vid, channel.can_write))
         if not replaced:
             self._broadcast(ViewersMessage(len(self._channels)))

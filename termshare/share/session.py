@@ -44,7 +44,11 @@ COALESCE: Final = 0.002  # seconds to gather output into one frame
 # frames, each costing the relay and every viewer one signature check, instead of one per 2 ms.
 COALESCE_BULK: Final = 0.010
 STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-LINGER: Final = 3.0  # seconds after BYE for viewers that missed it to catch up (ShareProtocol.end)
+# Seconds after BYE for viewers that missed it to catch up (ShareProtocol.end): long enough for one
+# that is the relay's 4 MiB queue plus socket buffers behind on a ~1 MB/s link. Viewers that got the
+# BYE leave at once, so only a session with a slow or stuck viewer waits; after LINGER_QUIET it says so.
+LINGER: Final = 10.0
+LINGER_QUIET: Final = 0.5
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
 FATAL_CLOSES: Final = {
@@ -173,7 +177,7 @@ class ShareSession:
             self._uninstall(loop)
             try:
                 await self._finish(status, conn_task)
-            finally:  # until here a signal cuts the wait for late viewers short (_stop)
+            finally:  # until here a signal cuts the wait for late viewers short (_on_signal)
                 for sig in STOP_SIGNALS:
                     loop.remove_signal_handler(sig)
         return status
@@ -185,7 +189,7 @@ class ShareSession:
             loop.add_reader(self.in_fd, self._on_stdin)
         loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
         for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self._stop, 128 + sig)
+            loop.add_signal_handler(sig, self._on_signal, sig)
         self._watch_child(loop)
 
     def _uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -225,8 +229,17 @@ class ShareSession:
     def _stop(self, status: int) -> None:
         if self._done is not None and not self._done.done():
             self._done.set_result(status)
-        else:  # already finishing: a signal means wait for late viewers no longer
+
+    def _on_signal(self, sig: int) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(128 + sig)
+        elif not self._linger_over.is_set():  # already finishing: wait for late viewers no longer
             self._linger_over.set()
+        else:  # a second signal while finishing: its default action, now
+            loop = asyncio.get_running_loop()
+            for stop in STOP_SIGNALS:
+                loop.remove_signal_handler(stop)
+            signal.raise_signal(sig)
 
     async def _finish(self, status: int, conn_task: asyncio.Task[None]) -> None:
         if self._control is not None:
@@ -234,12 +247,16 @@ class ShareSession:
         if self._pid:
             await _reap(self._pid)
         self._flush()
+        if self._skipped and self.protocol.state is ShareState.LIVE:
+            # Output was skipped while the upload was backed up, and the snapshot that replaces it
+            # waits for the queue to drain: send it now, or every viewer ends on a stale screen.
+            self._skipped = False
+            self.protocol.resync_all()
         if self.protocol.state is not ShareState.ENDED:
             self.protocol.end(status)
             self._pump()
         if self.protocol.state is ShareState.ENDING:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._linger_over.wait(), LINGER)
+            await self._linger()
             self.protocol.finish()
             self._pump()
         if self._conn is not None:
@@ -255,6 +272,20 @@ class ShareSession:
         if self.mirror and os.isatty(self.out_fd):
             self._write_local(b"\x1b]2;\x07")
         self._emit("ended", exit_status=status)
+
+    async def _linger(self) -> None:
+        """Until the viewers still connected after BYE have left (ShareProtocol.end), LINGER passed,
+        or a signal came; said after a moment, so that a prompt end stays silent."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._linger_over.wait(), LINGER_QUIET)
+            return
+        waiting = self.protocol.viewer_count
+        if self.mirror:
+            self._write_local(f"\r\ntermshare: waiting up to {LINGER:g} s for {waiting} viewer(s) to catch up "
+                              f"(Ctrl-C stops waiting)\r\n".encode())
+        self._emit("waiting", viewers=waiting, seconds=LINGER)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._linger_over.wait(), LINGER - LINGER_QUIET)
 
     # -- terminal I/O ---------------------------------------------------------------------------
     def _write_local(self, data: bytes) -> None:

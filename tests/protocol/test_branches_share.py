@@ -181,14 +181,19 @@ def test_ending_share_answers_a_few_resyncs_per_viewer_and_delivers_no_input() -
     assert net.share.state is ShareState.ENDING
 
 
-def test_ending_share_admits_no_new_viewer() -> None:
+def test_viewer_joining_an_ending_share_gets_the_final_screen_and_the_bye() -> None:
     net = Net()
-    net.join()
-    net.share.end(0)
-    net.share.frames_to_send()
-    _, hello = hello_from(net.share, 99)
-    net.share.receive_frame(hello)
-    assert net.share.frames_to_send() == [] and 99 not in net.share.viewers
+    a, _ = net.join()
+    net.share.end(6)
+    net.run()  # a got the BYE but stays connected for now
+    net.screen = (80, 24, b"changed after the end")  # not what a late joiner sees
+    b, viewer_b = net.join()
+    events = viewer_b.events_received()
+    assert [type(e) for e in events] == [ev.Ready, ev.Welcomed, ev.Snapshot, ev.Ended]
+    assert events[2].data == b"$ " and events[3].exit_status == 6
+    net.leave(a)
+    net.leave(b)
+    assert net.share.state is ShareState.ENDED
 
 
 def test_resync_waiting_at_the_end_is_answered_after_the_bye() -> None:

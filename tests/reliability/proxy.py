@@ -44,6 +44,10 @@ class Proxy:
         for a, b in self._pairs:
             self._frozen.update((id(a), id(b)))
 
+    def resume(self) -> None:
+        """Move bytes again on the connections stall_current() stopped."""
+        self._frozen.clear()
+
     def cut(self) -> None:
         """Drop every connection at once, like a network blip (RST, no close handshake)."""
         for a, b in self._pairs:

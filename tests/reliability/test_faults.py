@@ -5,6 +5,7 @@ about correctness and bounds, not speed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
@@ -44,6 +45,20 @@ async def wait_for(predicate, seconds: float) -> None:  # type: ignore[no-untype
 # for a viewer that stopped reading, so a hole in what that viewer gets is certain.
 PACED_30MB = ("sh -c 'sleep 1; i=0; while [ $i -lt 30 ]; do head -c 1000000 /dev/zero | tr \"\\\\0\" y; "
               "sleep 0.1; i=$((i+1)); done; {then}'")
+
+
+async def share_says(share: HeadlessShare, event: str, seconds: float) -> None:
+    """Until `share --json` prints `event` (its stdout is read in a thread: the pipe blocks)."""
+    assert share.proc.stdout is not None
+    stdout = share.proc.stdout
+
+    def read() -> None:
+        while line := stdout.readline():
+            if json.loads(line).get("event") == event:
+                return
+        raise AssertionError(f"share ended without saying '{event}'")
+
+    await asyncio.wait_for(asyncio.to_thread(read), timeout(seconds))
 
 
 async def fall_behind(behind: Recorder, fast: Recorder, until) -> list[asyncio.Task[object]]:  # type: ignore[no-untyped-def]
@@ -236,8 +251,8 @@ def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_st
 @pytest.mark.parametrize("signalled", [False, True])
 def test_the_sharer_waits_for_a_stuck_viewer_a_bounded_time_or_until_a_signal(signalled: bool) -> None:
     """A viewer that never reads again holds the ending session (PROTOCOL §7.2) only until the
-    sharer's linger (3 s) is over, or until the share process gets SIGTERM; then END, and the relay
-    closes the stuck viewer 4410."""
+    sharer's wait (10 s) is over, or until the share process gets SIGTERM; then END, and the relay
+    closes the stuck viewer 4410. The share says that it waits."""
     relay = Relay()
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", PACED_30MB.format(then="exit 4"))
     fast, stuck = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
@@ -246,9 +261,10 @@ def test_the_sharer_waits_for_a_stuck_viewer_a_bounded_time_or_until_a_signal(si
     async def scenario() -> None:
         tasks = await fall_behind(stuck, fast, lambda: "Ended" in fast.kinds())
         t0 = time.monotonic()  # the BYE is out: the sharer now waits for the stuck viewer
+        await share_says(share, "waiting", 5)
         if signalled:
             share.proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(share.proc.wait, timeout(10))
+        await asyncio.to_thread(share.proc.wait, timeout(20))
         waited.append(time.monotonic() - t0)
         stuck.stop_reading = False
         await wait_for(lambda: bool(stuck.closes), 20)
@@ -260,11 +276,85 @@ def test_the_sharer_waits_for_a_stuck_viewer_a_bounded_time_or_until_a_signal(si
         assert share.proc.returncode == 4  # the command's status: the signal only cut the wait short
         assert stuck.closes == [4410] and "Ended" not in stuck.kinds()
         if signalled:
-            assert waited[0] < 2.0  # not the full linger
+            assert waited[0] < 3.0  # not the whole wait
         else:
-            assert waited[0] > 1.0  # it did wait for the stuck viewer
+            assert waited[0] > 8.0  # it did wait for the stuck viewer
     finally:
         share.close()
+        relay.close()
+
+
+def test_viewers_get_the_final_screen_when_the_sharers_upload_was_backed_up_at_the_end() -> None:
+    """The sharer's path stalls: it skips output rather than queue it, and the snapshot that
+    replaces the skipped part is due when its queue drains. The shell exits meanwhile: the snapshot
+    must go with the BYE, or the viewer ends on a stale screen."""
+    relay = Relay()
+    rec: list[Recorder] = []
+
+    async def scenario() -> None:
+        proxy = Proxy(relay.port)
+        await proxy.start()
+        cmd = PACED_30MB.format(then="clear; echo final-marker-$((6*7)); exit 3")
+        share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port), "--cmd", cmd)
+        try:
+            viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
+            rec.append(viewer)
+            task = asyncio.create_task(viewer.run_once())
+            await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
+            proxy.stall_current()  # only the sharer's path: the viewer talks to the relay directly
+            await share_says(share, "waiting", 60)  # the shell has exited; the BYE waits behind the stall
+            proxy.resume()
+            await wait_for(lambda: "Ended" in viewer.kinds(), 20)
+            await task
+            assert await asyncio.to_thread(share.proc.wait, timeout(20)) == 3
+        finally:
+            share.close()
+            await proxy.close()
+
+    try:
+        asyncio.run(scenario())
+        (viewer,) = rec
+        assert [e.exit_status for _, e in viewer.events if isinstance(e, ev.Ended)] == [3]
+        assert any(b"final-marker-42" in e.data for _, e in viewer.events if isinstance(e, ev.Snapshot))
+        assert len(viewer.output()) < 30_000_000  # output was skipped while the path was stalled
+    finally:
+        relay.close()
+
+
+def test_a_second_signal_while_the_sharer_finishes_stops_it_at_once() -> None:
+    """The first signal cuts the wait for late viewers short; the share then still tries to hand
+    its END to a relay it cannot reach (a stalled path): a second signal ends it there."""
+    relay = Relay()
+    exits: list[tuple[int | None, float]] = []
+
+    async def scenario() -> None:
+        proxy = Proxy(relay.port)
+        await proxy.start()
+        share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port),
+                                        "--cmd", "sh -c 'sleep 1; exit 5'")
+        try:
+            viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
+            task = asyncio.create_task(viewer.run_once())
+            await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
+            proxy.stall_current()  # the BYE never reaches the viewer: the sharer waits for it
+            await share_says(share, "waiting", 10)
+            share.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)  # now waiting for its END to drain
+            t0 = time.monotonic()
+            share.proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(share.proc.wait, timeout(10))
+            exits.append((code, time.monotonic() - t0))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        finally:
+            share.close()
+            await proxy.close()
+
+    try:
+        asyncio.run(scenario())
+        ((code, seconds),) = exits
+        assert code == -signal.SIGTERM and seconds < 1.0, exits  # the default action, not the 3 s drain wait
+    finally:
         relay.close()
 
 
