@@ -23,6 +23,7 @@ import random
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -49,6 +50,7 @@ STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 # BYE leave at once, so only a session with a slow or stuck viewer waits; after LINGER_QUIET it says so.
 LINGER: Final = 10.0
 LINGER_QUIET: Final = 0.5
+WAIT_POLL: Final = 0.02  # seconds between looks while waiting (for at most LINGER)
 QUIET: Final = 0.010  # seconds without output after which the next byte is sent at once
 IDLE_PARSE: Final = 0.05  # seconds of quiet before the screen model parses its backlog
 FATAL_CLOSES: Final = {
@@ -105,7 +107,7 @@ class ShareSession:
         self._done: asyncio.Future[int] | None = None
         self._fatal: str | None = None
         self._connected_once = asyncio.Event()
-        self._linger_over = asyncio.Event()  # after BYE: the last viewer left, the relay went, or a signal came
+        self._stop_waiting = False  # a signal came while finishing: wait for nobody
         self._joined: dict[int, float] = {}  # viewer id -> when it joined (Unix time), for `termshare viewers`
         self._control: ControlServer | None = None
 
@@ -233,8 +235,8 @@ class ShareSession:
     def _on_signal(self, sig: int) -> None:
         if self._done is not None and not self._done.done():
             self._done.set_result(128 + sig)
-        elif not self._linger_over.is_set():  # already finishing: wait for late viewers no longer
-            self._linger_over.set()
+        elif not self._stop_waiting:  # already finishing: wait for late viewers or the relay no longer
+            self._stop_waiting = True
         else:  # a second signal while finishing: its default action, now
             loop = asyncio.get_running_loop()
             for stop in STOP_SIGNALS:
@@ -247,6 +249,11 @@ class ShareSession:
         if self._pid:
             await _reap(self._pid)
         self._flush()
+        if self.protocol.state in (ShareState.AWAY, ShareState.REGISTERING) and self.protocol.viewer_count:
+            # Reconnecting: END alone would leave the viewers waiting for the sharer's return (or,
+            # lost with the connection, for the relay's resume grace). A moment more brings the BYE.
+            await self._wait_for(lambda: conn_task.done() or self.protocol.state is ShareState.LIVE,
+                                 "for the relay to come back, to tell {n} viewer(s) the session ended", "relay")
         if self._skipped and self.protocol.state is ShareState.LIVE:
             # Output was skipped while the upload was backed up, and the snapshot that replaces it
             # waits for the queue to drain: send it now, or every viewer ends on a stale screen.
@@ -256,7 +263,7 @@ class ShareSession:
             self.protocol.end(status)
             self._pump()
         if self.protocol.state is ShareState.ENDING:
-            await self._linger()
+            await self._wait_for(lambda: self.protocol.state is ShareState.ENDED, "for {n} viewer(s) to catch up", "viewers")
             self.protocol.finish()
             self._pump()
         if self._conn is not None:
@@ -273,19 +280,20 @@ class ShareSession:
             self._write_local(b"\x1b]2;\x07")
         self._emit("ended", exit_status=status)
 
-    async def _linger(self) -> None:
-        """Until the viewers still connected after BYE have left (ShareProtocol.end), LINGER passed,
-        or a signal came; said after a moment, so that a prompt end stays silent."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._linger_over.wait(), LINGER_QUIET)
-            return
-        waiting = self.protocol.viewer_count
-        if self.mirror:
-            self._write_local(f"\r\ntermshare: waiting up to {LINGER:g} s for {waiting} viewer(s) to catch up "
-                              f"(Ctrl-C stops waiting)\r\n".encode())
-        self._emit("waiting", viewers=waiting, seconds=LINGER)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._linger_over.wait(), LINGER - LINGER_QUIET)
+    async def _wait_for(self, done: Callable[[], bool], what: str, reason: str) -> None:
+        """Until done(), a signal, or LINGER s; says what it waits for after LINGER_QUIET s, so that
+        a prompt end stays silent."""
+        loop = asyncio.get_running_loop()
+        start, said = loop.time(), False
+        while not done() and not self._stop_waiting and loop.time() - start < LINGER:
+            if not said and loop.time() - start >= LINGER_QUIET:
+                said = True
+                n = self.protocol.viewer_count
+                if self.mirror:
+                    self._write_local(f"\r\ntermshare: waiting up to {LINGER:g} s {what.format(n=n)} "
+                                      f"(Ctrl-C stops waiting)\r\n".encode())
+                self._emit("waiting", reason=reason, viewers=n, seconds=LINGER)
+            await asyncio.sleep(WAIT_POLL)
 
     # -- terminal I/O ---------------------------------------------------------------------------
     def _write_local(self, data: bytes) -> None:
@@ -412,8 +420,6 @@ class ShareSession:
         self.sender.push(self.protocol.frames_to_send())
         for event in self.protocol.events_received():
             self._on_event(event)
-        if self.protocol.state is ShareState.ENDED:
-            self._linger_over.set()
 
     def _on_drained(self) -> None:
         if self._skipped:
@@ -511,7 +517,6 @@ class ShareSession:
                 return
             self.protocol.connection_lost()
             if self._ended():  # it was waiting for late viewers (ENDING): without a relay, it is over
-                self._linger_over.set()
                 return
             self.sender.reset()
             self._title()

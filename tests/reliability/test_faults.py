@@ -321,6 +321,43 @@ def test_viewers_get_the_final_screen_when_the_sharers_upload_was_backed_up_at_t
         relay.close()
 
 
+def test_a_shell_exiting_while_the_sharer_reconnects_still_gets_its_bye_to_the_viewers() -> None:
+    """The sharer's connection dropped and its new one is held up when the shell exits: rather
+    than end with END alone (lost with the connection, the viewers would wait out the relay's resume
+    grace), the share waits for the relay to come back and ends the session properly."""
+    relay = Relay()
+    rec: list[Recorder] = []
+
+    async def scenario() -> None:
+        proxy = Proxy(relay.port)
+        await proxy.start()
+        share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port),
+                                        "--cmd", "sh -c 'sleep 2; exit 7'")
+        try:
+            viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
+            rec.append(viewer)
+            task = asyncio.create_task(viewer.run_once())
+            await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
+            proxy.stalled = True  # the reconnection that follows is held up too
+            proxy.cut()
+            await share_says(share, "waiting", 10)  # the shell has exited while the sharer was away
+            proxy.stalled = False
+            await wait_for(lambda: "Ended" in viewer.kinds(), 20)
+            await task
+            assert await asyncio.to_thread(share.proc.wait, timeout(20)) == 7
+        finally:
+            share.close()
+            await proxy.close()
+
+    try:
+        asyncio.run(scenario())
+        (viewer,) = rec
+        assert "SharerAway" in viewer.kinds()
+        assert [e.exit_status for _, e in viewer.events if isinstance(e, ev.Ended)] == [7]
+    finally:
+        relay.close()
+
+
 def test_a_second_signal_while_the_sharer_finishes_stops_it_at_once() -> None:
     """The first signal cuts the wait for late viewers short; the share then still tries to hand
     its END to a relay it cannot reach (a stalled path): a second signal ends it there."""
