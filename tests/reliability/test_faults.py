@@ -5,10 +5,12 @@ about correctness and bounds, not speed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -59,6 +61,23 @@ async def share_says(share: HeadlessShare, event: str, seconds: float) -> None:
         raise AssertionError(f"share ended without saying '{event}'")
 
     await asyncio.wait_for(asyncio.to_thread(read), timeout(seconds))
+
+
+@contextlib.asynccontextmanager
+async def share_behind_proxy(relay: Relay, cmd: str) -> AsyncIterator[tuple[Proxy, HeadlessShare, Recorder, asyncio.Task[object]]]:
+    """A share whose path to the relay goes through a Proxy the test controls, and a live viewer
+    (its task) that talks to the relay directly, so that only the sharer's path breaks."""
+    proxy = Proxy(relay.port)
+    await proxy.start()
+    share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port), "--cmd", cmd)
+    try:
+        viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
+        task: asyncio.Task[object] = asyncio.create_task(viewer.run_once())
+        await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
+        yield proxy, share, viewer, task
+    finally:
+        share.close()
+        await proxy.close()
 
 
 async def fall_behind(behind: Recorder, fast: Recorder, until) -> list[asyncio.Task[object]]:  # type: ignore[no-untyped-def]
@@ -292,24 +311,15 @@ def test_viewers_get_the_final_screen_when_the_sharers_upload_was_backed_up_at_t
     rec: list[Recorder] = []
 
     async def scenario() -> None:
-        proxy = Proxy(relay.port)
-        await proxy.start()
         cmd = PACED_30MB.format(then="clear; echo final-marker-$((6*7)); exit 3")
-        share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port), "--cmd", cmd)
-        try:
-            viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
+        async with share_behind_proxy(relay, cmd) as (proxy, share, viewer, task):
             rec.append(viewer)
-            task = asyncio.create_task(viewer.run_once())
-            await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
-            proxy.stall_current()  # only the sharer's path: the viewer talks to the relay directly
+            proxy.stall_current()
             await share_says(share, "waiting", 60)  # the shell has exited; the BYE waits behind the stall
             proxy.resume()
             await wait_for(lambda: "Ended" in viewer.kinds(), 20)
             await task
             assert await asyncio.to_thread(share.proc.wait, timeout(20)) == 3
-        finally:
-            share.close()
-            await proxy.close()
 
     try:
         asyncio.run(scenario())
@@ -329,15 +339,8 @@ def test_a_shell_exiting_while_the_sharer_reconnects_still_gets_its_bye_to_the_v
     rec: list[Recorder] = []
 
     async def scenario() -> None:
-        proxy = Proxy(relay.port)
-        await proxy.start()
-        share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port),
-                                        "--cmd", "sh -c 'sleep 2; exit 7'")
-        try:
-            viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
+        async with share_behind_proxy(relay, "sh -c 'sleep 2; exit 7'") as (proxy, share, viewer, task):
             rec.append(viewer)
-            task = asyncio.create_task(viewer.run_once())
-            await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
             proxy.stalled = True  # the reconnection that follows is held up too
             proxy.cut()
             await share_says(share, "waiting", 10)  # the shell has exited while the sharer was away
@@ -345,9 +348,6 @@ def test_a_shell_exiting_while_the_sharer_reconnects_still_gets_its_bye_to_the_v
             await wait_for(lambda: "Ended" in viewer.kinds(), 20)
             await task
             assert await asyncio.to_thread(share.proc.wait, timeout(20)) == 7
-        finally:
-            share.close()
-            await proxy.close()
 
     try:
         asyncio.run(scenario())
@@ -365,14 +365,7 @@ def test_a_second_signal_while_the_sharer_finishes_stops_it_at_once() -> None:
     exits: list[tuple[int | None, float]] = []
 
     async def scenario() -> None:
-        proxy = Proxy(relay.port)
-        await proxy.start()
-        share = await asyncio.to_thread(HeadlessShare, "--host", "127.0.0.1", "--port", str(proxy.port),
-                                        "--cmd", "sh -c 'sleep 1; exit 5'")
-        try:
-            viewer = Recorder(share.links["read_only"].replace(f":{proxy.port}/", f":{relay.port}/"))
-            task = asyncio.create_task(viewer.run_once())
-            await wait_for(lambda: "Snapshot" in viewer.kinds(), 10)
+        async with share_behind_proxy(relay, "sh -c 'sleep 1; exit 5'") as (proxy, share, _, task):
             proxy.stall_current()  # the BYE never reaches the viewer: the sharer waits for it
             await share_says(share, "waiting", 10)
             share.proc.send_signal(signal.SIGTERM)
@@ -383,9 +376,6 @@ def test_a_second_signal_while_the_sharer_finishes_stops_it_at_once() -> None:
             exits.append((code, time.monotonic() - t0))
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        finally:
-            share.close()
-            await proxy.close()
 
     try:
         asyncio.run(scenario())
