@@ -9,7 +9,7 @@ signing key and every group key. The driver calls `connect()` on each (re)connec
 WELCOME, SNAPSHOT and GROUP frames in the order the snapshot's `next_seq` assumes.
 
     NEW --connect()--> REGISTERING --READY--> LIVE --connection_lost()--> AWAY --connect()--> ...
-    LIVE --end()--> ENDING --last viewer left, finish()--> ENDED    (no viewer: end() -> ENDED)
+    LIVE --end()--> ENDING --last viewer left, finish()--> ENDED    (no viewer, or not LIVE: end() -> ENDED)
 
 Per viewer: a valid HELLO creates a channel (WELCOME + SNAPSHOT); a bad channel frame REJECTs that
 viewer and nothing else; VIEWER_LEFT erases its channel. Keys and counters survive reconnects, so
