@@ -15,57 +15,28 @@ the echo is termshare's work and how much that work costs when it starts cold.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from termshare.protocol import events as ev
-from termshare.protocol.link import parse_link
-from termshare.protocol.router import Router, Send
-from termshare.protocol.share import ShareProtocol
-from termshare.protocol.viewer import ViewerProtocol, ViewerState
+from termshare.protocol.router import Send
+from termshare.protocol.viewer import ViewerState
+from tests.protocol.harness import SHARER, Net
 
 from . import procs
 
-SHARER, VIEWER = 1, 2  # the router's connection ids
-
 
 class _Path:
-    """One sharer and one read-write viewer joined through a Router, in memory."""
+    """One sharer and one read-write viewer joined through a Router, in memory (the protocol
+    tests' Net, which wires the real ShareProtocol, Router and ViewerProtocol)."""
 
     def __init__(self) -> None:
-        self.share = ShareProtocol(rng=os.urandom, clock=time.monotonic, screen=lambda: (80, 24, b"$ "))
-        self.router = Router()
-        self.parties: dict[int, ShareProtocol | ViewerProtocol] = {SHARER: self.share}
-        self.router.connected(SHARER, self.share.sid, "127.0.0.1", True, time.monotonic())
-        self.share.connect()
-        self._settle()  # registered before the viewer comes
-        link = self.share.read_write_link("http://127.0.0.1")
-        assert link is not None
-        self.viewer = self.parties[VIEWER] = ViewerProtocol(parse_link(link), os.urandom)
-        self.router.connected(VIEWER, self.share.sid, "127.0.0.1", False, time.monotonic())
-        self._settle()  # handshake and snapshot
+        self.net = Net()
+        self.conn, self.viewer = self.net.join()
         if self.viewer.state is not ViewerState.LIVE:
             raise procs.BenchError(f"the in-memory viewer did not go live: {self.viewer.state.name}")
-
-    def _settle(self) -> None:
-        for _ in range(100):
-            moved = False
-            for conn, party in self.parties.items():
-                for frame in party.frames_to_send():
-                    self.router.received(conn, frame, time.monotonic())
-                    moved = True
-                party.events_received()
-            if not self._deliver() and not moved:
-                return
-
-    def _deliver(self) -> bool:
-        actions = self.router.take_actions()
-        for action in actions:
-            if isinstance(action, Send):
-                self.parties[action.conn].receive_frame(action.data)
-        return bool(actions)
+        self.share, self.router = self.net.share, self.net.router
 
     def round_trip(self, pause: float) -> float:
         """Key -> sharer -> echo -> viewer: the seconds its five steps took (not the sleeps), each
@@ -83,7 +54,7 @@ class _Path:
         def route(conn: int) -> Callable[[], None]:  # relay
             def step() -> None:
                 for frame in routed:
-                    self.router.received(conn, frame, time.monotonic())
+                    self.router.received(conn, frame, self.net.now)
                 routed[:] = [a.data for a in self.router.take_actions() if isinstance(a, Send)]
             return step
 
@@ -100,7 +71,7 @@ class _Path:
             got.append(any(isinstance(e, ev.Output) for e in self.viewer.events_received()))
 
         took = 0.0
-        for i, step in enumerate((key, route(VIEWER), echo, route(SHARER), shown)):
+        for i, step in enumerate((key, route(self.conn), echo, route(SHARER), shown)):
             if pause and i < 3:
                 time.sleep(pause)
             t0 = time.perf_counter()
