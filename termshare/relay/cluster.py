@@ -175,7 +175,7 @@ class ClusterNode:
         self._virtual: dict[tuple[str, int], int] = {}
         self.remote: dict[int, tuple[str, int]] = {}
         self._by_node: dict[str, set[int]] = {}
-        # Remote connections sent a SKIPPED since the last droppable frame published to them (as Outbox._skipping).
+        # Remote connections sent a SKIPPED since the last droppable frame published to them.
         self._skipping: set[tuple[str, int]] = set()
         self._pending: dict[str, list[_Batch | bytes]] = {}  # per node, this flush's outgoing messages
         self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()  # (node, channel, message)

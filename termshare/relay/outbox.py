@@ -1,10 +1,14 @@
 """A bounded per-connection send queue: sending to one client never waits on another.
 
 GROUP frames are droppable: a viewer that falls behind by more than `soft_cap` bytes skips them,
-sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2); a viewer's queue also
-gets one SKIPPED frame where each run of skipped frames begins, so that the viewer resyncs even if
-no later frame comes to show the gap. Frames that must not be
-dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is closed 4508.
+sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2). Its queue then gets
+one SKIPPED frame, so that the viewer resyncs even if no later frame comes to show the gap. From
+there on every GROUP frame is useless to that viewer until its snapshot, which comes in a DIRECT
+frame: so the GROUP frames still queued are dropped too (all but one being written), and later
+ones until a frame that is not droppable is queued. A slow viewer then reaches its snapshot, and
+the present, without first reading through megabytes of output it would throw away. Frames that
+must not be dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is
+closed 4508.
 
 With `send_now` (the server's synchronous send, relay/websocket.py) a frame goes out in the call
 that queued it whenever nothing waits ahead of it; the task only drains what a paused transport
@@ -65,11 +69,11 @@ class Outbox:
     def send(self, data: bytes, droppable: bool) -> None:
         if self._close is not None:
             return
-        if droppable and self._queued + len(data) > self.soft_cap:
-            self.dropped += 1
-            self.stats.dropped += 1
+        if droppable and (self._skipping or self._queued + len(data) > self.soft_cap):
+            self._count_drop()
             if self.skip_hint and not self._skipping:
                 self._skipping = True
+                self._drop_queued_group_frames()
                 self._queue.append(SKIPPED_FRAME)
                 self._queued += len(SKIPPED_FRAME)
                 self._wake.set()
@@ -80,13 +84,29 @@ class Outbox:
             if self.on_too_slow is not None:
                 self.on_too_slow()
             return
+        if not droppable:
+            self._skipping = False  # maybe the snapshot: what follows it is of use again
         if not self._queue and self._send_now is not None and self._send_now(data):
-            self._skipping = False
             return
         self._queue.append(data)
         self._queued += len(data)
-        self._skipping = False  # a later drop is a new hole (e.g. after a snapshot): mark it too
         self._wake.set()
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        self.stats.dropped += 1
+
+    def _drop_queued_group_frames(self) -> None:
+        # The head may be the frame run() is writing right now: it stays, and so does its place.
+        kept = [self._queue.popleft()] if self._queue else []
+        while self._queue:
+            frame = self._queue.popleft()
+            if frame[1] == FrameKind.GROUP:
+                self._queued -= len(frame)
+                self._count_drop()
+            else:
+                kept.append(frame)
+        self._queue.extend(kept)
 
     def close(self, code: int, reason: str) -> None:
         if self._close is None:

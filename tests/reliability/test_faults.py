@@ -236,6 +236,39 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
         relay.close()
 
 
+def test_a_viewer_that_fell_behind_gets_no_stale_output_before_its_snapshot() -> None:
+    """Once the relay skips output for a viewer, the output still queued for it and the output that
+    follows are of no use to it until its snapshot: the relay drops them rather than make the
+    viewer read through megabytes it throws away (relay/outbox.py). Here the viewer reads again
+    while the flood goes on: before, the relay queued the new output behind the SKIPPED frame, and
+    the viewer's snapshot behind that."""
+    relay = Relay()
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", PACED_30MB.format(then="sleep 60"))
+    fast, behind = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
+
+    async def scenario() -> None:
+        # 20 MB: past what the kernel's socket buffers and the relay's 4 MiB queue hold for `behind`.
+        tasks = await fall_behind(behind, fast, lambda: len(fast.output()) > 20_000_000)
+        behind.stop_reading = False  # about 10 MB of the flood are still to come
+        await wait_for(lambda: sum(isinstance(e, ev.Snapshot) for _, e in behind.events) >= 2, 20)
+        await wait_for(lambda: len(fast.output()) >= 30_000_000, 20)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        kinds = [h.kind for h in behind.headers]
+        assert FrameKind.SKIPPED in kinds
+        at = kinds.index(FrameKind.SKIPPED)
+        snapshot_at = kinds.index(FrameKind.DIRECT, at)  # the answer to its RESYNC
+        assert FrameKind.GROUP not in kinds[at:snapshot_at], kinds[at:snapshot_at][:10]
+        assert FrameKind.GROUP in kinds[snapshot_at:]  # and the flood went on reaching it after
+    finally:
+        share.close()
+        relay.close()
+
+
 def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_status() -> None:
     """The relay skipped the end of the output and the BYE for a viewer that had stopped reading:
     once it reads again it resyncs, and the sharer, lingering after its BYE (PROTOCOL §7.2), answers
