@@ -56,6 +56,10 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     spec.append(("stalled viewer", "others short without a resync (should be 0), 1 stalled", ("stalled", "{s}", "stalled", "incomplete_unexplained")))
     spec.append(("stalled viewer", "relay RSS growth MB, none stalled", ("stalled", "{s}", "baseline", "relay_rss_growth_mb")))
     spec.append(("stalled viewer", "relay RSS growth MB, 1 stalled", ("stalled", "{s}", "stalled", "relay_rss_growth_mb")))
+    spec.append(("slow viewer", "others' MB/s, 1 reading 2 MB/s", ("stalled", "{s}", "slow", "others_mb_per_s")))
+    spec.append(("slow viewer", "s it has the end after the others", ("stalled", "{s}", "slow", "slow_lag_s")))
+    spec.append(("slow viewer", "it got the end (1 = yes)", ("stalled", "{s}", "slow", "slow_caught_up")))
+    spec.append(("slow viewer", "wire bytes it got per payload byte", ("stalled", "{s}", "slow", "slow_wire_per_byte")))
     idle = w.get("idle", {})
     label = f"idle {idle.get('sessions', '?')}x{idle.get('viewers_per_session', '?')}"
     spec.append((label, "relay RSS MB", ("idle", "{s}", "relay_rss_mb")))

@@ -223,11 +223,12 @@ class Bench:
         for system in self.systems:
             size = c["stall_bytes"] if system.name == "termshare" else c["stall_ref_bytes"]
             res[system.name] = {}
-            for stall in (False, True):
+            for mode, key, label in (("none", "baseline", "stalled viewer (baseline)"), ("stalled", "stalled", "stalled viewer"),
+                                     ("slow", "slow", "slow viewer")):
                 async with self.relay(system) as relay:
-                    r = await self.each(f"stalled viewer{'' if stall else ' (baseline)'}", system, lambda: workloads.stalled(
-                        system, relay, self.file, c["stall_others"], size, c["stall_timeout"], stall))
-                res[system.name]["stalled" if stall else "baseline"] = summary([r])
+                    r = await self.each(label, system, lambda: workloads.stalled(
+                        system, relay, self.file, c["stall_others"], size, c["stall_timeout"], mode))
+                res[system.name][key] = summary([r])
         return res
 
     async def idle(self) -> dict[str, Any]:

@@ -69,9 +69,16 @@ class TsViewer(BenchViewer):
                 self.broken += 1
                 self.resyncs += 1  # the viewer sent RESYNC: a SNAPSHOT replaces what was skipped
             elif isinstance(event, ev.Ended | ev.Rejected | ev.Removed | ev.ProtocolFailed):
+                self.ended = self.ended or isinstance(event, ev.Ended)
                 self.done.set()
         if protocol.close_code is not None:
             self.conn.close_soon(protocol.close_code)
+        if (delay := self._delay(len(message))) and (transport := self._transport()) is not None:
+            transport.pause_reading()
+            asyncio.get_running_loop().call_later(delay, _resume_reading, transport)
+
+    def _transport(self) -> asyncio.Transport | None:
+        return self.conn.transport if self.conn is not None else None
 
     async def send_input(self, data: bytes) -> None:
         assert self.conn is not None
@@ -93,6 +100,11 @@ class TsViewer(BenchViewer):
                 await self.conn.close()
         if self._watch is not None:
             self._watch.cancel()
+
+
+def _resume_reading(transport: asyncio.Transport) -> None:
+    if not transport.is_closing():
+        transport.resume_reading()
 
 
 class TsIdleSharer:

@@ -5,7 +5,8 @@ Counters measured at the receiving end, after decryption (`output_bytes`, from t
 Each system's viewer uses the websocket client its own product uses: termshare's viewer is the
 client `termshare join` runs (termshare.connection), TermPair's has websockets' asyncio client
 standing in for a browser (`WebsocketsViewer`). A viewer supplies start, pause (stop reading the
-socket: a stalled viewer), close and send_input.
+socket: a stalled viewer), close, send_input and its transport; `throttle` makes it read at a set
+rate (a viewer on a slow link).
 """
 
 from __future__ import annotations
@@ -35,9 +36,32 @@ class BenchViewer:
         self.done = asyncio.Event()  # ended, closed or failed
         self.got_output = asyncio.Event()
         self.reached = asyncio.Event()  # output_bytes >= target
+        self.ended = False  # the share's end reached this viewer (termshare: BYE, with the exit status)
+        self._rate = 0.0  # bytes/s read at most (throttle), 0: as fast as they come
+        self._free_at = 0.0
 
     async def start(self) -> None:
         raise NotImplementedError
+
+    def _transport(self) -> asyncio.Transport | None:
+        raise NotImplementedError
+
+    def throttle(self, rate: float) -> None:
+        """From now on read at most `rate` websocket payload bytes per second, through a small socket
+        buffer (as a stalled viewer's): a viewer on a slow link, whose lag the relay decides."""
+        self._rate = rate
+        transport = self._transport()
+        if transport is not None:
+            shrink_receive_buffer(transport)
+
+    def _delay(self, size: int) -> float:
+        """After a message of `size` bytes: how long to stop reading, so that a `rate` link would have
+        carried it (0 below a timer's resolution)."""
+        if not self._rate:
+            return 0.0
+        now = time.perf_counter()
+        self._free_at = max(self._free_at, now) + size / self._rate
+        return self._free_at - now if self._free_at - now > 0.002 else 0.0
 
     def pause(self) -> None:
         """Stop reading the socket for good: the relay's queue for this viewer fills (a stalled viewer)."""
@@ -85,6 +109,9 @@ class WebsocketsViewer(BenchViewer):
         self.ws = await self._connect()
         self._task = asyncio.create_task(self._read())
 
+    def _transport(self) -> asyncio.Transport | None:
+        return self.ws.transport if self.ws is not None else None
+
     async def _read(self) -> None:
         assert self.ws is not None
         try:
@@ -93,6 +120,8 @@ class WebsocketsViewer(BenchViewer):
                 self.frames += 1
                 if await self._handle(message):
                     break
+                if delay := self._delay(len(message)):
+                    await asyncio.sleep(delay)  # websockets' own flow control then stops reading the socket
                 if self._paused:
                     self.ws.transport.pause_reading()  # stop reading the socket for good
                     return

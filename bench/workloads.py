@@ -17,7 +17,7 @@ import termios
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from . import procs
 from .systems import Relay, sh
@@ -254,27 +254,41 @@ async def fanout(system: Any, relay: Relay, file: Path, viewers_n: int, size: in
         share.stop()
 
 
-# -- 4. a viewer that stops reading ----------------------------------------------------------------------
+# -- 4. a viewer that stops reading (or reads slowly) ---------------------------------------------------
+SLOW_RATE: Final = 2 * MB  # bytes/s a slow viewer reads: a viewer on a slow link
+
+
 async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: int, timeout: float,
-                  stall: bool) -> dict[str, Any]:
-    """`others_n` viewers read `size` bytes; with `stall`, one more viewer joins and stops reading.
-    The others run in worker processes, as in fan-out (bench/viewer_pool.py); the stalled one here."""
+                  mode: str) -> dict[str, Any]:
+    """`others_n` viewers read `size` bytes; with mode "stalled", one more viewer joins and stops
+    reading; with "slow", it reads SLOW_RATE bytes/s, and how long after the others it has the
+    end too (termshare: the final screen and exit status; TermPair: every byte) is measured. The
+    others run in worker processes, as in fan-out (bench/viewer_pool.py); the extra one here."""
     share = system.start_share(relay, _gate(size, file))
     pool = ViewerPool(system.name, share.url, others_n)
     staller: list[Any] = []
     try:
         await pool.start()
-        if stall:
+        if mode != "none":
             staller = await _start_viewers(system, share.url, 1, 30)
             await asyncio.sleep(0.3)
-            staller[0].pause()
+            staller[0].pause() if mode == "stalled" else staller[0].throttle(SLOW_RATE)
+            staller[0].reset_counters(size)
         rss0 = procs.rss_bytes(relay.pid)
         with procs.RssSampler(relay.pid, 0.1) as relay_rss, procs.RssSampler(share.pid, 0.1) as share_rss:
             got = await pool.run(size, timeout)
+            others_done = time.perf_counter()
             await asyncio.sleep(0.3)  # one more RSS sample after the flood
+        slow: dict[str, Any] = {}
+        if mode == "slow":
+            v = staller[0]
+            await _wait_any([v.done, v.reached], timeout)
+            caught_up = v.ended or v.reached.is_set()
+            slow = {"slow_caught_up": int(caught_up), "slow_wire_per_byte": v.wire_bytes / size,
+                    "slow_lag_s": time.perf_counter() - others_done}  # not caught up: how long it was given
         # Somebody froze (short without a resync): the whole wait counts, not just until the last byte.
         elapsed = got.waited if got.unexplained else got.seconds
-        return {
+        return slow | {
             "others_mb_per_s": got.total_bytes / elapsed / MB,
             "slowest_other_mb_per_s": got.slowest_bytes / elapsed / MB,
             "others_complete": got.complete,
