@@ -91,6 +91,19 @@ async def fall_behind(behind: Recorder, fast: Recorder, until) -> list[asyncio.T
     return tasks
 
 
+async def stop_all(tasks: list[asyncio.Task[object]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def skipped_at(rec: Recorder) -> tuple[list[FrameKind], int]:
+    """The kinds of the frames `rec` received, and where the relay's first SKIPPED is among them."""
+    kinds = [h.kind for h in rec.headers]
+    assert FrameKind.SKIPPED in kinds
+    return kinds, kinds.index(FrameKind.SKIPPED)
+
+
 def test_relay_killed_and_restarted_sessions_continue() -> None:
     port = free_port()
     relay = Relay(port=port)
@@ -214,17 +227,13 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
         tasks = await fall_behind(stalled, fast, lambda: b"quiet-screen-42" in fast.output())
         stalled.stop_reading = False  # reads what the relay kept for it; nothing new is coming
         await wait_for(lambda: any(b"quiet-screen-42" in s for s in snapshots(stalled)), 20)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_all(tasks)
 
     try:
         asyncio.run(scenario())
         # The relay marked the hole: a SKIPPED frame, and the next GROUP frame (if any came) is not
         # the one after the last GROUP frame before it.
-        kinds = [h.kind for h in stalled.headers]
-        assert FrameKind.SKIPPED in kinds
-        at = kinds.index(FrameKind.SKIPPED)
+        kinds, at = skipped_at(stalled)
         before = [h.seq for h in stalled.headers[:at] if h.kind is FrameKind.GROUP]
         after = [h.seq for h in stalled.headers[at:] if h.kind is FrameKind.GROUP]
         assert before and (not after or after[0] > before[-1] + 1), (before[-3:], after[:3])
@@ -252,15 +261,11 @@ def test_a_viewer_that_fell_behind_gets_no_stale_output_before_its_snapshot() ->
         behind.stop_reading = False  # about 10 MB of the flood are still to come
         await wait_for(lambda: sum(isinstance(e, ev.Snapshot) for _, e in behind.events) >= 2, 20)
         await wait_for(lambda: len(fast.output()) >= 30_000_000, 20)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_all(tasks)
 
     try:
         asyncio.run(scenario())
-        kinds = [h.kind for h in behind.headers]
-        assert FrameKind.SKIPPED in kinds
-        at = kinds.index(FrameKind.SKIPPED)
+        kinds, at = skipped_at(behind)
         snapshot_at = kinds.index(FrameKind.DIRECT, at)  # the answer to its RESYNC
         assert FrameKind.GROUP not in kinds[at:snapshot_at], kinds[at:snapshot_at][:10]
         assert FrameKind.GROUP in kinds[snapshot_at:]  # and the flood went on reaching it after
