@@ -271,7 +271,10 @@ class Relay:
             Metric("termshare_bytes_relayed_total", "counter", "Bytes queued for delivery, by direction.")
             .add(st.bytes_to_viewers, direction="sharer_to_viewers").add(st.bytes_from_viewers, direction="viewers_to_sharer"),
             Metric("termshare_group_frames_dropped_total", "counter",
-                   "GROUP frames skipped for viewers that fell behind (they resync).").add(self.outbox_stats.dropped),
+                   "GROUP frames not sent to viewers that fell behind (they resync).").add(self.outbox_stats.dropped),
+            Metric("termshare_upstream_frames_dropped_total", "counter",
+                   "Viewers' frames not sent to a sharer whose queue was over its soft cap.")
+            .add(self.outbox_stats.upstream_dropped),
             Metric("termshare_viewers_too_slow_total", "counter",
                    "Connections closed 4508 because their queue overflowed.").add(self.outbox_stats.too_slow),
             refusals,

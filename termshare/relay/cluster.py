@@ -175,7 +175,7 @@ class ClusterNode:
         self._virtual: dict[tuple[str, int], int] = {}
         self.remote: dict[int, tuple[str, int]] = {}
         self._by_node: dict[str, set[int]] = {}
-        # Remote connections sent a SKIPPED since the last droppable frame published to them.
+        # Remote connections sent a SKIPPED since the last frame published to them.
         self._skipping: set[tuple[str, int]] = set()
         self._pending: dict[str, list[_Batch | bytes]] = {}  # per node, this flush's outgoing messages
         self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue()  # (node, channel, message)
@@ -333,7 +333,7 @@ class ClusterNode:
                             self._skipping.update((node, conn) for conn in fresh)
                             self._publish(node, _Batch(SKIPPED_FRAME, False, fresh).encode())
                         continue
-                    if message.droppable and self._skipping:
+                    if self._skipping:  # any frame delivered (a snapshot, say) closes the hole: mark the next one again
                         self._skipping.difference_update((node, conn) for conn in message.conns)
                     message = message.encode()
                 self._publish(node, message)

@@ -6,7 +6,10 @@ one SKIPPED frame, so that the viewer resyncs even if no later frame comes to sh
 there on every GROUP frame is useless to that viewer until its snapshot, which comes in a DIRECT
 frame: so the GROUP frames still queued are dropped too (all but one being written), and later
 ones until a frame that is not droppable is queued. A slow viewer then reaches its snapshot, and
-the present, without first reading through megabytes of output it would throw away. Frames that
+the present, without first reading through megabytes of output it would throw away. Dropping the
+queued ones costs O(1): the run's range of queue entries is recorded and run() passes over its
+GROUP frames as it reaches them, because a viewer can end runs at will (each PING it sends comes
+back as a DIRECT PONG), and a walk of its queue per run would let it spend the relay's CPU. Frames that
 must not be dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is
 closed 4508.
 
@@ -32,6 +35,7 @@ from ..protocol.wire import CloseCode, FrameKind
 SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection before skipping GROUP
 HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
 SKIPPED_FRAME: Final = encode_frame(FrameKind.SKIPPED)
+_GROUP: Final = bytes([FrameKind.GROUP])  # a GROUP frame's second byte (envelope: version, kind, ...)
 SEND_EXTENSION: Final = "termshare.send"  # ASGI scope extensions of relay/websocket.py: synchronous send,
 RECEIVE_EXTENSION: Final = "termshare.receive"  # and synchronous receive
 
@@ -40,21 +44,27 @@ RECEIVE_EXTENSION: Final = "termshare.receive"  # and synchronous receive
 class OutboxStats:
     """Shared by every Outbox of one relay, for its metrics."""
 
-    dropped: int = 0  # GROUP frames skipped for viewers over soft_cap
+    dropped: int = 0  # GROUP frames never sent to a viewer that fell behind (over soft_cap, until its next other frame)
+    upstream_dropped: int = 0  # viewers' frames not sent to a sharer over its soft cap
     too_slow: int = 0  # connections closed 4508 over hard_cap
 
 
 class Outbox:
     __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap", "stats",
-                 "on_too_slow", "skip_hint", "_skipping", "_send_now")
+                 "on_too_slow", "skip_hint", "_skipping", "_send_now", "_pushed", "_stale", "_group_bytes",
+                 "_group_frames")
 
     def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP,
                  stats: OutboxStats | None = None, on_too_slow: Callable[[], None] | None = None,
                  skip_hint: bool = False, send_now: Callable[[bytes], bool] | None = None) -> None:
         self._ws = ws
         self._send_now = send_now
-        self._queue: deque[bytes] = deque()
-        self._queued = 0
+        self._queue: deque[tuple[int, bytes]] = deque()  # (entry number, frame)
+        self._queued = 0  # bytes of the frames in _queue that will be sent
+        self._pushed = 0  # entries ever queued: the next entry's number
+        self._stale = range(0)  # entry numbers whose GROUP frames run() passes over unsent
+        self._group_bytes = 0  # of _queued, in GROUP frames
+        self._group_frames = 0
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self.dropped = 0
@@ -70,12 +80,11 @@ class Outbox:
         if self._close is not None:
             return
         if droppable and (self._skipping or self._queued + len(data) > self.soft_cap):
-            self._count_drop()
+            self._count_drop(1)
             if self.skip_hint and not self._skipping:
                 self._skipping = True
                 self._drop_queued_group_frames()
-                self._queue.append(SKIPPED_FRAME)
-                self._queued += len(SKIPPED_FRAME)
+                self._push(SKIPPED_FRAME)
                 self._wake.set()
             return
         if self._queued + len(data) > self.hard_cap:
@@ -88,25 +97,34 @@ class Outbox:
             self._skipping = False  # maybe the snapshot: what follows it is of use again
         if not self._queue and self._send_now is not None and self._send_now(data):
             return
-        self._queue.append(data)
-        self._queued += len(data)
+        self._push(data)
         self._wake.set()
 
-    def _count_drop(self) -> None:
-        self.dropped += 1
-        self.stats.dropped += 1
+    def _push(self, data: bytes) -> None:
+        self._queue.append((self._pushed, data))
+        self._pushed += 1
+        self._queued += len(data)
+        if data[1:2] == _GROUP:
+            self._group_bytes += len(data)
+            self._group_frames += 1
+
+    def _count_drop(self, frames: int) -> None:
+        self.dropped += frames
+        if self.skip_hint:
+            self.stats.dropped += frames
+        else:
+            self.stats.upstream_dropped += frames
 
     def _drop_queued_group_frames(self) -> None:
-        # The head may be the frame run() is writing right now: it stays, and so does its place.
-        kept = [self._queue.popleft()] if self._queue else []
-        while self._queue:
-            frame = self._queue.popleft()
-            if frame[1] == FrameKind.GROUP:
-                self._queued -= len(frame)
-                self._count_drop()
-            else:
-                kept.append(frame)
-        self._queue.extend(kept)
+        # The head may be the frame run() is writing right now: it stays. (run() never waits with a
+        # stale GROUP frame at the head, so the head is one that counts in _group_bytes.)
+        head = self._queue[0][1] if self._queue else b""
+        keep = len(head) if head[1:2] == _GROUP else 0
+        self._queued -= self._group_bytes - keep
+        self._count_drop(self._group_frames - (1 if keep else 0))
+        self._group_bytes, self._group_frames = keep, 1 if keep else 0
+        first = self._queue[0][0] + 1 if self._queue else self._pushed
+        self._stale = range(first, self._pushed)
 
     def close(self, code: int, reason: str) -> None:
         if self._close is None:
@@ -118,10 +136,17 @@ class Outbox:
         try:
             while True:
                 while self._queue:
-                    data = self._queue[0]
+                    number, data = self._queue[0]
+                    group = data[1:2] == _GROUP
+                    if group and number in self._stale:
+                        self._queue.popleft()  # dropped when its run began: already off _queued
+                        continue
                     await ws.send_bytes(data)
                     self._queue.popleft()
                     self._queued -= len(data)
+                    if group:
+                        self._group_bytes -= len(data)
+                        self._group_frames -= 1
                 if self._close is not None:
                     await ws.close(self._close[0], self._close[1][:120])
                     return

@@ -56,3 +56,17 @@ def test_a_frame_dropped_for_remote_viewers_is_marked_skipped_once_per_hole() ->
     node._queued = QUEUE_HIGH  # a later drop is a new hole: marked again
     _group(node, b"frame-4")
     assert _published(node) == [(False, (42, 43), SKIPPED_FRAME)]
+
+
+def test_a_hole_right_after_a_frame_that_is_not_output_is_marked_again() -> None:
+    """After the SKIPPED, the viewer's snapshot (a DIRECT frame) gets through; output dropped right
+    after it is a new hole, which needs its own SKIPPED (the review of 988e61d found it unmarked)."""
+    node = _node()
+    node._queued = QUEUE_HIGH
+    _group(node, b"frame-1")
+    assert _published(node) == [(False, (42, 43), SKIPPED_FRAME)]
+    node.act(Send(7, b"snapshot", droppable=False))
+    node.flush_remote()
+    node._queued = QUEUE_HIGH  # _published() emptied the queue: Redis is behind again
+    _group(node, b"frame-2")
+    assert _published(node) == [(False, (42,), b"snapshot"), (False, (42,), SKIPPED_FRAME)]

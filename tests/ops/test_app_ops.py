@@ -122,6 +122,7 @@ def test_metrics_exposition_reflects_a_session() -> None:
         assert sample(text, "termshare_sessions_ended_total", cause="ended") == 1
         assert sample(text, "termshare_connections_total", role="sharer") == 1
         assert sample(text, "termshare_group_frames_dropped_total") == 0
+        assert sample(text, "termshare_upstream_frames_dropped_total") == 0
         # Every metric is declared once, with HELP and TYPE, and every sample has the node label.
         names = re.findall(r"^# TYPE (\S+) (counter|gauge)$", text, re.M)
         assert len(names) == len({n for n, _ in names}) >= 15
