@@ -6,17 +6,17 @@ one SKIPPED frame, so that the viewer resyncs even if no later frame comes to sh
 there on every GROUP frame is useless to that viewer until its snapshot, which comes in a DIRECT
 frame: so the GROUP frames still queued are dropped too (all but one being written), and later
 ones until a frame that is not droppable is queued. A slow viewer then reaches its snapshot, and
-the present, without first reading through megabytes of output it would throw away. Dropping the
-queued ones costs O(1): the run's range of queue entries is recorded and run() passes over its
-GROUP frames as it reaches them, because a viewer can end runs at will (each PING it sends comes
-back as a DIRECT PONG), and a walk of its queue per run would let it spend the relay's CPU. Frames that
+the present, without first reading through megabytes of output it would throw away. GROUP frames
+wait in a deque of their own (run() merges the two by entry number), so dropping them is a clear()
+and never a walk of the other frames: a viewer can end runs at will (each PING it sends comes back
+as a DIRECT PONG), and a walk of its queue per run would let it spend the relay's CPU. Frames that
 must not be dropped (handshake, snapshots, keys) may use up to `hard_cap`; past that the viewer is
 closed 4508.
 
 With `send_now` (the server's synchronous send, relay/websocket.py) a frame goes out in the call
 that queued it whenever nothing waits ahead of it; the task only drains what a paused transport
-held back. The frame being sent stays at the head of the queue until the send returned, so a frame
-queued meanwhile never overtakes it.
+held back. While the task is writing a frame, nothing is sent at once, so a frame queued meanwhile
+never overtakes it.
 """
 
 from __future__ import annotations
@@ -50,21 +50,20 @@ class OutboxStats:
 
 
 class Outbox:
-    __slots__ = ("_ws", "_queue", "_queued", "_wake", "_close", "dropped", "task", "soft_cap", "hard_cap", "stats",
-                 "on_too_slow", "skip_hint", "_skipping", "_send_now", "_pushed", "_stale", "_group_bytes",
-                 "_group_frames")
+    __slots__ = ("_ws", "_group", "_other", "_writing", "_queued", "_wake", "_close", "dropped", "task", "soft_cap",
+                 "hard_cap", "stats", "on_too_slow", "skip_hint", "_skipping", "_send_now", "_pushed", "_group_bytes")
 
     def __init__(self, ws: WebSocket, soft_cap: int = SOFT_CAP, hard_cap: int = HARD_CAP,
                  stats: OutboxStats | None = None, on_too_slow: Callable[[], None] | None = None,
                  skip_hint: bool = False, send_now: Callable[[bytes], bool] | None = None) -> None:
         self._ws = ws
         self._send_now = send_now
-        self._queue: deque[tuple[int, bytes]] = deque()  # (entry number, frame)
-        self._queued = 0  # bytes of the frames in _queue that will be sent
+        self._group: deque[tuple[int, bytes]] = deque()  # (entry number, frame): GROUP frames
+        self._other: deque[tuple[int, bytes]] = deque()  # and the rest; run() sends the lower number first
+        self._writing = False  # run() is writing a frame (taken off its deque)
+        self._queued = 0  # bytes queued or being written
         self._pushed = 0  # entries ever queued: the next entry's number
-        self._stale = range(0)  # entry numbers whose GROUP frames run() passes over unsent
-        self._group_bytes = 0  # of _queued, in GROUP frames
-        self._group_frames = 0
+        self._group_bytes = 0  # bytes in _group
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self.dropped = 0
@@ -95,18 +94,20 @@ class Outbox:
             return
         if not droppable:
             self._skipping = False  # maybe the snapshot: what follows it is of use again
-        if not self._queue and self._send_now is not None and self._send_now(data):
+        if (not self._group and not self._other and not self._writing and self._send_now is not None
+                and self._send_now(data)):
             return
         self._push(data)
         self._wake.set()
 
     def _push(self, data: bytes) -> None:
-        self._queue.append((self._pushed, data))
+        if data[1:2] == _GROUP:
+            self._group.append((self._pushed, data))
+            self._group_bytes += len(data)
+        else:
+            self._other.append((self._pushed, data))
         self._pushed += 1
         self._queued += len(data)
-        if data[1:2] == _GROUP:
-            self._group_bytes += len(data)
-            self._group_frames += 1
 
     def _count_drop(self, frames: int) -> None:
         self.dropped += frames
@@ -116,15 +117,11 @@ class Outbox:
             self.stats.upstream_dropped += frames
 
     def _drop_queued_group_frames(self) -> None:
-        # The head may be the frame run() is writing right now: it stays. (run() never waits with a
-        # stale GROUP frame at the head, so the head is one that counts in _group_bytes.)
-        head = self._queue[0][1] if self._queue else b""
-        keep = len(head) if head[1:2] == _GROUP else 0
-        self._queued -= self._group_bytes - keep
-        self._count_drop(self._group_frames - (1 if keep else 0))
-        self._group_bytes, self._group_frames = keep, 1 if keep else 0
-        first = self._queue[0][0] + 1 if self._queue else self._pushed
-        self._stale = range(first, self._pushed)
+        # The frame run() is writing is off the deques: it goes out whole.
+        self._count_drop(len(self._group))
+        self._queued -= self._group_bytes
+        self._group.clear()
+        self._group_bytes = 0
 
     def close(self, code: int, reason: str) -> None:
         if self._close is None:
@@ -135,18 +132,17 @@ class Outbox:
         ws = self._ws
         try:
             while True:
-                while self._queue:
-                    number, data = self._queue[0]
-                    group = data[1:2] == _GROUP
-                    if group and number in self._stale:
-                        self._queue.popleft()  # dropped when its run began: already off _queued
-                        continue
-                    await ws.send_bytes(data)
-                    self._queue.popleft()
-                    self._queued -= len(data)
-                    if group:
+                while self._group or self._other:
+                    group, other = self._group, self._other
+                    if other and (not group or other[0][0] < group[0][0]):
+                        data = other.popleft()[1]
+                    else:
+                        data = group.popleft()[1]
                         self._group_bytes -= len(data)
-                        self._group_frames -= 1
+                    self._writing = True
+                    await ws.send_bytes(data)
+                    self._writing = False
+                    self._queued -= len(data)
                 if self._close is not None:
                     await ws.close(self._close[0], self._close[1][:120])
                     return
