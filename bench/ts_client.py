@@ -21,7 +21,7 @@ from termshare.protocol.link import Link, parse_link
 from termshare.protocol.share import ShareProtocol, ShareState
 from termshare.protocol.viewer import ViewerProtocol
 
-from .viewer import BenchViewer, shrink_receive_buffer
+from .viewer import BenchViewer
 
 OPEN_TIMEOUT = 20.0  # s: hundreds of viewers connect at once
 
@@ -85,12 +85,6 @@ class TsViewer(BenchViewer):
         self.protocol.send_input(data)
         for frame in self.protocol.frames_to_send():
             self.conn.send(frame)
-
-    def pause(self) -> None:
-        transport = self.conn.transport if self.conn is not None else None
-        if transport is not None:
-            shrink_receive_buffer(transport)
-            transport.pause_reading()  # for good: close() aborts
 
     async def close(self) -> None:
         if self.conn is not None:

@@ -64,8 +64,12 @@ class BenchViewer:
         return self._free_at - now if self._free_at - now > 0.002 else 0.0
 
     def pause(self) -> None:
-        """Stop reading the socket for good: the relay's queue for this viewer fills (a stalled viewer)."""
-        raise NotImplementedError
+        """Stop reading the socket for good: the relay's queue for this viewer fills (a stalled viewer).
+        close() then drops the connection."""
+        transport = self._transport()
+        if transport is not None:
+            shrink_receive_buffer(transport)
+            transport.pause_reading()
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -131,10 +135,8 @@ class WebsocketsViewer(BenchViewer):
             self.done.set()
 
     def pause(self) -> None:
-        self._paused = True
-        if self.ws is not None:
-            shrink_receive_buffer(self.ws.transport)
-            self.ws.transport.pause_reading()
+        self._paused = True  # websockets resumes reading as its queue empties: _read() pauses it again
+        super().pause()
 
     async def close(self) -> None:
         await close_websocket(self._task, self.ws, abort=self._paused)

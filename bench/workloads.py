@@ -272,7 +272,10 @@ async def stalled(system: Any, relay: Relay, file: Path, others_n: int, size: in
         if mode != "none":
             staller = await _start_viewers(system, share.url, 1, 30)
             await asyncio.sleep(0.3)
-            staller[0].pause() if mode == "stalled" else staller[0].throttle(SLOW_RATE)
+            if mode == "stalled":
+                staller[0].pause()
+            else:
+                staller[0].throttle(SLOW_RATE)
             staller[0].reset_counters(size)
         rss0 = procs.rss_bytes(relay.pid)
         with procs.RssSampler(relay.pid, 0.1) as relay_rss, procs.RssSampler(share.pid, 0.1) as share_rss:

@@ -46,8 +46,9 @@ COALESCE: Final = 0.002  # seconds to gather output into one frame
 COALESCE_BULK: Final = 0.010
 STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 # Seconds after BYE for viewers that missed it to catch up (ShareProtocol.end): long enough for one
-# that is the relay's 4 MiB queue plus socket buffers behind on a ~1 MB/s link. Viewers that got the
-# BYE leave at once, so only a session with a slow or stuck viewer waits; after LINGER_QUIET it says so.
+# that is socket buffers behind on a ~1 MB/s link (the relay drops the output it had queued for it,
+# relay/outbox.py). Viewers that got the BYE leave at once, so only a session with a slow or stuck
+# viewer waits; after LINGER_QUIET it says so.
 LINGER: Final = 10.0
 LINGER_QUIET: Final = 0.5
 WAIT_POLL: Final = 0.02  # seconds between looks while waiting (for at most LINGER)

@@ -29,6 +29,12 @@ class Recorder:
     def output(self) -> bytes:
         return b"".join(e.data for _, e in self.events if isinstance(e, ev.Output))
 
+    def snapshots(self) -> list[bytes]:
+        return [e.data for _, e in self.events if isinstance(e, ev.Snapshot)]
+
+    def exit_statuses(self) -> list[int]:
+        return [e.exit_status for _, e in self.events if isinstance(e, ev.Ended)]
+
     def kinds(self) -> list[str]:
         return [type(e).__name__ for _, e in self.events]
 

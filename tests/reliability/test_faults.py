@@ -220,13 +220,10 @@ def test_a_viewer_that_fell_behind_catches_up_while_the_sharer_is_quiet() -> Non
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
     fast, stalled = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
 
-    def snapshots(rec: Recorder) -> list[bytes]:
-        return [e.data for _, e in rec.events if isinstance(e, ev.Snapshot)]
-
     async def scenario() -> None:
         tasks = await fall_behind(stalled, fast, lambda: b"quiet-screen-42" in fast.output())
         stalled.stop_reading = False  # reads what the relay kept for it; nothing new is coming
-        await wait_for(lambda: any(b"quiet-screen-42" in s for s in snapshots(stalled)), 20)
+        await wait_for(lambda: any(b"quiet-screen-42" in s for s in stalled.snapshots()), 20)
         await stop_all(tasks)
 
     try:
@@ -259,7 +256,7 @@ def test_a_viewer_that_fell_behind_gets_no_stale_output_before_its_snapshot() ->
         # 20 MB: past what the kernel's socket buffers and the relay's 4 MiB queue hold for `behind`.
         tasks = await fall_behind(behind, fast, lambda: len(fast.output()) > 20_000_000)
         behind.stop_reading = False  # about 10 MB of the flood are still to come
-        await wait_for(lambda: sum(isinstance(e, ev.Snapshot) for _, e in behind.events) >= 2, 20)
+        await wait_for(lambda: len(behind.snapshots()) >= 2, 20)
         await wait_for(lambda: len(fast.output()) >= 30_000_000, 20)
         await stop_all(tasks)
 
@@ -283,20 +280,17 @@ def test_a_viewer_behind_when_the_session_ends_gets_the_final_screen_and_exit_st
     share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", cmd)
     fast, behind = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
 
-    def ended(rec: Recorder) -> list[int]:
-        return [e.exit_status for _, e in rec.events if isinstance(e, ev.Ended)]
-
     async def scenario() -> None:
-        tasks = await fall_behind(behind, fast, lambda: ended(fast))
+        tasks = await fall_behind(behind, fast, fast.exit_statuses)
         behind.stop_reading = False  # the BYE went by while it was not reading
-        await wait_for(lambda: ended(behind), 10)
+        await wait_for(behind.exit_statuses, 10)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
         asyncio.run(scenario())
-        assert ended(fast) == [3] and ended(behind) == [3]
+        assert fast.exit_statuses() == [3] and behind.exit_statuses() == [3]
         assert b"final-screen-42" in fast.output()
-        final = [e.data for _, e in behind.events if isinstance(e, ev.Snapshot)][-1]
+        final = behind.snapshots()[-1]
         assert b"final-screen-42" in final, final[-200:]
         assert len(behind.output()) < 30_000_000  # it really was skipped past
         assert share.proc.wait(timeout(10)) == 3  # the command's exit status
@@ -362,8 +356,8 @@ def test_viewers_get_the_final_screen_when_the_sharers_upload_was_backed_up_at_t
     try:
         asyncio.run(scenario())
         (viewer,) = rec
-        assert [e.exit_status for _, e in viewer.events if isinstance(e, ev.Ended)] == [3]
-        assert any(b"final-marker-42" in e.data for _, e in viewer.events if isinstance(e, ev.Snapshot))
+        assert viewer.exit_statuses() == [3]
+        assert any(b"final-marker-42" in s for s in viewer.snapshots())
         assert len(viewer.output()) < 30_000_000  # output was skipped while the path was stalled
     finally:
         relay.close()
@@ -391,7 +385,7 @@ def test_a_shell_exiting_while_the_sharer_reconnects_still_gets_its_bye_to_the_v
         asyncio.run(scenario())
         (viewer,) = rec
         assert "SharerAway" in viewer.kinds()
-        assert [e.exit_status for _, e in viewer.events if isinstance(e, ev.Ended)] == [7]
+        assert viewer.exit_statuses() == [7]
     finally:
         relay.close()
 
