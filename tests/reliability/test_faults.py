@@ -249,7 +249,9 @@ def test_a_viewer_that_fell_behind_gets_no_stale_output_before_its_snapshot() ->
     while the flood goes on: before, the relay queued the new output behind the SKIPPED frame, and
     the viewer's snapshot behind that."""
     relay = Relay()
-    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", PACED_30MB.format(then="sleep 60"))
+    # Output goes on after the flood, so that some reaches the viewer after its snapshot however late it gets there.
+    after = "while :; do echo after-the-flood; sleep 0.05; done"
+    share = HeadlessShare("--host", "127.0.0.1", "--port", str(relay.port), "--cmd", PACED_30MB.format(then=after))
     fast, behind = Recorder(share.links["read_only"]), Recorder(share.links["read_only"])
 
     async def scenario() -> None:
