@@ -112,6 +112,10 @@ def aead() -> list[dict[str, str]]:
     cases.append({"name": "termshare-group-frame", "key": h(key), "nonce": h(keys.nonce(3, 7)),
                   "aad": h(SID.encode() + header), "plaintext": h(pt),
                   "ciphertext": h(AESGCM(key).encrypt(keys.nonce(3, 7), pt, SID.encode() + header))})
+    header = make_header(FrameKind.GROUP_DIRECT, 1 + 5 + 16, 5, 3, 7).pack()
+    cases.append({"name": "termshare-group-direct-frame", "key": h(key), "nonce": h(keys.nonce(3, 7)),
+                  "aad": h(SID.encode() + header), "plaintext": h(pt),
+                  "ciphertext": h(AESGCM(key).encrypt(keys.nonce(3, 7), pt, SID.encode() + header))})
     return cases
 
 
@@ -142,6 +146,7 @@ def key_schedule() -> list[dict[str, Any]]:
                 "hello_frame": h(header.pack() + bytes((role,)) + ev_pub + tag), "dh": h(dh),
                 "ck_s2v": h(ck_s2v), "ck_v2s": h(ck_v2s),
                 "key_s2v": h(keys.traffic_key(ck_s2v, SID)), "key_v2s": h(keys.traffic_key(ck_v2s, SID)),
+                "gd_key": h(keys.group_direct_key(ck_s2v, SID)),
                 "ck_s2v_1": h(keys.next_chain_key(ck_s2v, SID)),
                 "key_s2v_1": h(keys.traffic_key(keys.next_chain_key(ck_s2v, SID), SID)),
                 "key_v2s_1": h(keys.traffic_key(keys.next_chain_key(ck_v2s, SID), SID)),
@@ -183,16 +188,18 @@ def envelopes() -> dict[str, Any]:
         (FrameKind.END, b"", 0, 0, 0), (FrameKind.READY, b"\x01", 9, 0, 0), (FrameKind.READY, bytes(4), 0, 0, 0),
         (FrameKind.VIEWER_LEFT, b"", 4, 0, 0), (FrameKind.SHARER_AWAY, b"", 4, 0, 0),
         (FrameKind.SHARER_BACK, b"", 4, 0, 0), (FrameKind.WELCOME, bytes(117), 4, 0, 0),
+        (FrameKind.GROUP_DIRECT, bytes(17), 5, 2, 99),
     ]
     valid = [{"frame": h(encode_frame(k, b, v, e, s)), "version": 1, "kind": k.name, "viewer_id": v,
               "epoch": e, "seq": s, "body": h(b)} for k, b, v, e, s in samples]
     good = encode_frame(FrameKind.GROUP, bytes(81), 0, 0, 1)
     bad = [
-        b"", good[:17], good[:-1], good + b"\x00", b"\x02" + good[1:], good[:1] + b"\x07" + good[2:],
+        b"", good[:17], good[:-1], good + b"\x00", b"\x02" + good[1:], good[:1] + b"\x0a" + good[2:],
         good[:1] + b"\xff" + good[2:], encode_frame(FrameKind.GROUP, bytes(80)), encode_frame(FrameKind.HELLO, bytes(48)),
         encode_frame(FrameKind.REJECT, b""), encode_frame(FrameKind.REGISTER, bytes(31)),
         encode_frame(FrameKind.END, b"\x00"), encode_frame(FrameKind.READY, b""),
-        encode_frame(FrameKind.DIRECT, bytes(16)), make_header(FrameKind.GROUP, 81).pack()[:14] + struct.pack(">I", wire.MAX_FRAME),
+        encode_frame(FrameKind.DIRECT, bytes(16)), encode_frame(FrameKind.GROUP_DIRECT, bytes(16), 5, 2, 99),
+        make_header(FrameKind.GROUP, 81).pack()[:14] + struct.pack(">I", wire.MAX_FRAME),
     ]
     return {"valid": valid, "invalid": [{"frame": h(f), "error": "FrameError"} for f in bad]}
 
@@ -237,12 +244,14 @@ def event_json(event: Any) -> dict[str, Any]:
 class Script:
     """Runs a real ShareProtocol and records what one viewer receives, with hooks to tamper."""
 
-    def __init__(self, name: str, role: Role = Role.READ_WRITE, read_only: bool = False) -> None:
+    def __init__(self, name: str, role: Role = Role.READ_WRITE, read_only: bool = False, signed: bool = False) -> None:
         self.name = name
         self.clock = 0.0
         self.screen = (80, 24, b"\x1b[H\x1b[2J$ ")
         self.share = ShareProtocol(rng=Drbg(name + "/sharer"), clock=lambda: self.clock,
                                    screen=lambda: self.screen, read_only=read_only, sid=SID, rw_secret=RW_SECRET)
+        if signed:
+            self.share.group_direct_viewers = 0  # all output in signed GROUP frames (§3.3.1)
         rw_url = format_link(BASE, SID, Role.READ_WRITE, RW_SECRET, self.share.key_fp)
         self.url = rw_url if role is Role.READ_WRITE else self.share.read_only_link(BASE)
         self.viewer_rng = Drbg(name + "/viewer")
@@ -350,29 +359,51 @@ def transcripts() -> list[dict[str, Any]]:
     s.join()
     out.append(s.result())
 
-    s = Script("relay-duplicates-reorders-flips")
+    for signed in (False, True):  # output in GROUP_DIRECT frames, then in signed GROUP frames
+        s = Script("relay-duplicates-reorders-flips" + ("-signed" if signed else ""), signed=signed)
+        s.join()
+        s.share.send_output(b"one ")
+        s.share.send_output(b"two ")
+        frames = s.sharer_frames()
+        s.deliver(frames[0])
+        s.deliver(frames[0])  # duplicate: ignored
+        s.share.send_output(b"three ")
+        s.share.send_output(b"four ")
+        later = s.sharer_frames()
+        s.deliver(later[0])  # "two" dropped: gap, RESYNC sent, SNAPSHOT comes back
+        s.pump()  # the snapshot answering the RESYNC
+        s.deliver(frames[1])  # stale after the snapshot: ignored
+        s.share.send_output(b"five ")
+        (five,) = s.sharer_frames()
+        s.deliver(_flip(five, 20))  # bit flip in the ciphertext: auth failure, never shown
+        s.pump()
+        s.deliver(five)  # the genuine frame is stale by now: the snapshot covered it
+        s.share.send_output(b"six")
+        s.pump()
+        out.append(s.result())
+
+    s = Script("group-direct-splicing")
     s.join()
-    s.share.send_output(b"one ")
-    s.share.send_output(b"two ")
-    frames = s.sharer_frames()
-    s.deliver(frames[0])
-    s.deliver(frames[0])  # duplicate: ignored
-    s.share.send_output(b"three ")
-    s.share.send_output(b"four ")
-    later = s.sharer_frames()
-    s.deliver(later[0])  # "two" dropped: gap, RESYNC sent, SNAPSHOT comes back
-    s.pump()  # the snapshot answering the RESYNC
-    s.deliver(frames[1])  # stale after the snapshot: ignored
-    s.share.send_output(b"five ")
-    (five,) = s.sharer_frames()
-    s.deliver(_flip(five))  # bit flip: auth failure, never shown
+    s.share.send_output(b"genuine")
     s.pump()
-    s.deliver(five)  # the genuine frame is stale by now: the snapshot covered it
-    s.share.send_output(b"six")
+    s.share.send_output(b"truncate me")
+    (frame,) = s.sharer_frames()
+    body = frame[18:-3]
+    s.deliver(frame[:14] + struct.pack(">I", len(body)) + body)  # length fixed up by the relay: auth failure
+    s.pump()  # the snapshot answering the RESYNC
+    other = Script("group-direct-splicing/other-session")
+    other.join()
+    for data in (b"padding", b"padding", b"from another session"):
+        other.share.send_output(data)
+    s.deliver(other.sharer_frames()[-1])  # same position and recipient, another channel's key: rejected
+    s.pump()
+    s.share.send_output(b"ok")  # answers the RESYNC that found no news: this frame, then a snapshot
+    s.pump()
+    s.share.send_output(b"end")
     s.pump()
     out.append(s.result())
 
-    s = Script("forgery-and-splicing")
+    s = Script("forgery-and-splicing", signed=True)
     s.join()
     # A reader with the group key (e.g. a relay holding a read-only link) forges output: no signature.
     s.share.send_output(b"genuine")
@@ -380,7 +411,7 @@ def transcripts() -> list[dict[str, Any]]:
     forged_sig = genuine[:-64] + bytes(64)
     s.deliver(forged_sig)
     s.pump()
-    other = Script("forgery-and-splicing/other-session")
+    other = Script("forgery-and-splicing/other-session", signed=True)
     other.join()
     other.share.send_output(b"padding")
     other.share.send_output(b"from another session")

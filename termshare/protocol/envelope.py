@@ -30,6 +30,7 @@ _FIXED_BODY: Final = {
 _MIN_BODY: Final = {
     FrameKind.GROUP: 1 + TAG_SIZE + SIG_SIZE,
     FrameKind.DIRECT: 1 + TAG_SIZE,
+    FrameKind.GROUP_DIRECT: 1 + TAG_SIZE,
     FrameKind.UPSTREAM: 1 + TAG_SIZE,
     FrameKind.READY: 1,
 }

@@ -125,6 +125,11 @@ def next_chain_key(chain_key: bytes, sid: str) -> bytes:
     return hkdf(chain_key, sid.encode(), b"termshare/1 ratchet", KEY_SIZE)
 
 
+def group_direct_key(chain_key: bytes, sid: str) -> bytes:
+    """A channel's key for GROUP_DIRECT frames, from its first sharer -> viewer chain key (§3.3.1)."""
+    return hkdf(chain_key, sid.encode(), b"termshare/1 group direct", KEY_SIZE)
+
+
 def group_signed_data(sid: str, header: bytes | memoryview, ciphertext: bytes | memoryview) -> bytes:
     return GROUP_SIG_LABEL + sid.encode() + header + hashlib.sha256(ciphertext).digest()
 
@@ -213,8 +218,10 @@ class GroupKey:
         self.aead = AESGCM(key)
 
 
-def open_group(key: GroupKey, sid: str, header: Header, ciphertext: bytes | memoryview) -> bytes:
+def open_group(aead: AESGCM, sid: str, header: Header, ciphertext: bytes | memoryview) -> bytes:
+    """Open a GROUP frame (under its epoch's group key) or a GROUP_DIRECT one (under the channel's
+    group direct key): both use the group position as the nonce."""
     try:
-        return key.aead.decrypt(nonce(header.epoch, header.seq), ciphertext, sid.encode() + header.pack())
+        return aead.decrypt(nonce(header.epoch, header.seq), ciphertext, sid.encode() + header.pack())
     except InvalidTag:
         raise DecryptionError("group frame failed authentication") from None

@@ -6,13 +6,13 @@ The relay is blind by construction: this module sees envelopes only and imports 
 holds a key (tests/test_layers.py checks it). The I/O shell (termshare.relay) gives every
 websocket an opaque connection id, reports connects, frames and disconnects, calls `tick(now)`
 about once a second, and carries out the actions queued in `actions` in order: Send (with a
-`droppable` flag for GROUP frames, which a slow viewer may skip because it resyncs from the gap)
+`droppable` flag for GROUP and GROUP_DIRECT frames, which a slow viewer may skip because it resyncs from the gap)
 and Close.
 
     sharer: connected --REGISTER--> owns session --disconnect--> away (RESUME_GRACE) --REGISTER--> owns
             --END--> session forgotten, viewers closed 4410
             --no frame either way for Limits.idle_timeout (if set)--> forgotten, viewers 4410, sharer 4408
-    viewer: connected (READY with its id) --WELCOME forwarded--> admitted (receives GROUP)
+    viewer: connected (READY with its id) --WELCOME forwarded--> admitted (receives GROUP, GROUP_DIRECT)
 
 For operations the Router also keeps plain counters (`stats`, a RouterStats) and a queue of log
 records (`logs`: LogRecord, metadata only: session ids, viewer ids, close codes, counts and sizes,
@@ -251,6 +251,13 @@ class Router:
                 self.actions.append(Send(admitted, data, droppable=True))
             stats.frames_to_viewers += len(session.admitted)
             stats.bytes_to_viewers += len(session.admitted) * len(data)
+        elif kind is FrameKind.GROUP_DIRECT:
+            vconn = session.admitted.get(header.viewer_id)
+            if vconn is None:
+                return  # the viewer just left
+            self.actions.append(Send(vconn, data, droppable=True))
+            stats.frames_to_viewers += 1
+            stats.bytes_to_viewers += len(data)
         elif kind is FrameKind.DIRECT or kind is FrameKind.WELCOME or kind is FrameKind.REJECT:
             vconn = session.viewers.get(header.viewer_id)
             if vconn is None:

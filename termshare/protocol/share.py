@@ -37,6 +37,7 @@ from .keys import (
     channel_chain_keys,
     check_hello_tag,
     derive_ro_secret,
+    group_direct_key,
     group_signed_data,
     new_ed25519,
     new_x25519,
@@ -87,6 +88,11 @@ _U32 = struct.Struct(">I")
 # Replayed HELLOs are refused while their EV is remembered; the relay binds each HELLO to one
 # connection (one handshake each), so older ones cannot be replayed to a live viewer id anyway.
 SEEN_HELLOS = 65536
+# Output this small, with this few viewers, goes as GROUP_DIRECT frames (§3.3.1): a keystroke's echo
+# then costs no signature and no check of one, the largest parts of its path; a copy per viewer
+# costs little at this size, and big output is signed once for everyone.
+GROUP_DIRECT_OUTPUT = 1024  # bytes
+GROUP_DIRECT_VIEWERS = 4
 LATE_ANSWERS = 3  # RESYNCs answered per viewer after BYE: enough for a BYE skipped twice more, no flood
 MAX_SNAPSHOT_DATA = MAX_FRAME - HEADER_SIZE - 1 - 12 - TAG_SIZE
 
@@ -105,6 +111,7 @@ class _Channel:
     can_write: bool
     send: SendChain
     recv: RecvChain
+    group_direct: AESGCM  # the channel's key for GROUP_DIRECT frames
     snapshot_at: tuple[int, int] = (-1, -1)  # group (epoch, seq) of the last snapshot sent
     late_answers: int = 0  # RESYNCs answered after BYE
 
@@ -136,6 +143,7 @@ class ShareProtocol:
         self._group_started = clock()
         self._rotate_pending = False
         self._channels: dict[int, _Channel] = {}
+        self.group_direct_viewers = GROUP_DIRECT_VIEWERS  # 0: sign all output (tests, vectors)
         self._seen_hellos: dict[bytes, None] = {}  # insertion-ordered, bounded by SEEN_HELLOS
         self._resync_wanted: set[int] = set()  # RESYNC came while nothing had changed: answer at the next output
         self._bye, self._bye_at = b"", (0, 0)  # after end(): the BYE frame and its (epoch, seq)
@@ -323,7 +331,8 @@ class ShareProtocol:
         if len(self._seen_hellos) > SEEN_HELLOS:
             del self._seen_hellos[next(iter(self._seen_hellos))]
         ck_s2v, ck_v2s = channel_chain_keys(dh, psk, self.sid, vid, role, ev_public, es_public)
-        channel = _Channel(role is Role.READ_WRITE, SendChain(ck_s2v, self.sid), RecvChain(ck_v2s, self.sid))
+        channel = _Channel(role is Role.READ_WRITE, SendChain(ck_s2v, self.sid), RecvChain(ck_v2s, self.sid),
+                           AESGCM(group_direct_key(ck_s2v, self.sid)))
         replaced = vid in self._channels
         self._channels[vid] = channel
         welcome = encode_welcome(WelcomeMessage(channel.can_write, self._sign_public, self._group_epoch, self._group_key))
@@ -415,19 +424,26 @@ class ShareProtocol:
         ):
             self._rotate_group()
         plaintext = encode_message(message)
-        header = make_header(FrameKind.GROUP, len(plaintext) + TAG_SIZE + SIG_SIZE, 0, self._group_epoch, self._group_seq)
-        packed = header.pack()
-        ciphertext = self._group_aead.encrypt(nonce(self._group_epoch, self._group_seq), plaintext, self.sid.encode() + packed)
-        signature = self._sign_private.sign(group_signed_data(self.sid, packed, ciphertext))
+        epoch, seq = self._group_epoch, self._group_seq
+        aad = self.sid.encode()
+        if (isinstance(message, OutputMessage) and len(message.data) <= GROUP_DIRECT_OUTPUT
+                and len(self._channels) <= self.group_direct_viewers):
+            for vid, channel in self._channels.items():
+                packed = make_header(FrameKind.GROUP_DIRECT, len(plaintext) + TAG_SIZE, vid, epoch, seq).pack()
+                self._frames.append(packed + channel.group_direct.encrypt(nonce(epoch, seq), plaintext, aad + packed))
+        else:
+            packed = make_header(FrameKind.GROUP, len(plaintext) + TAG_SIZE + SIG_SIZE, 0, epoch, seq).pack()
+            ciphertext = self._group_aead.encrypt(nonce(epoch, seq), plaintext, aad + packed)
+            signature = self._sign_private.sign(group_signed_data(self.sid, packed, ciphertext))
+            self._frames.append(packed + ciphertext + signature)
         self._group_seq += 1
-        self._frames.append(packed + ciphertext + signature)
         if self._resync_wanted:  # usually empty: nothing per viewer on the output path
             for vid in list(self._resync_wanted):
-                channel = self._channels.get(vid)
-                if channel is None:
+                waiting = self._channels.get(vid)
+                if waiting is None:
                     self._resync_wanted.discard(vid)  # left or removed meanwhile
                 else:
-                    self._send_snapshot(vid, channel)
+                    self._send_snapshot(vid, waiting)
 
 
 def _frame(kind: FrameKind, body: bytes = b"", viewer_id: int = 0) -> bytes:

@@ -22,6 +22,7 @@ from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import events as ev
 from .envelope import Frame, Header, frame_with, make_header, parse_header
@@ -33,6 +34,7 @@ from .keys import (
     SendChain,
     SessionKeys,
     channel_chain_keys,
+    group_direct_key,
     group_signed_data,
     hello_tag,
     load_sign_key,
@@ -95,6 +97,7 @@ class ViewerProtocol:
         self._recv: RecvChain | None = None
         self._sign_key: Ed25519PublicKey | None = None
         self._group: GroupKey | None = None
+        self._group_direct: AESGCM | None = None  # this channel's key for GROUP_DIRECT frames (§3.3.1)
         self._pending: GroupKey | None = None
         self._pending_from = -1  # next_seq at which the current epoch must end to switch to _pending
         self._next_seq = 0
@@ -117,6 +120,8 @@ class ViewerProtocol:
                 # Terminal output, the bulk of the traffic: read in place, where a Frame would
                 # copy the body out of the message and the ciphertext out of the body.
                 self._on_group(header, memoryview(data))
+            elif header.kind is FrameKind.GROUP_DIRECT:
+                self._on_group_direct(header, memoryview(data))
             else:
                 self._dispatch(frame_with(header, data))
         except ProtocolError as exc:
@@ -208,6 +213,7 @@ class ViewerProtocol:
             raise HandshakeError("the sharer's signing key does not match the link")
         self._ev_private = None  # ephemeral secret: erase as soon as the channel exists
         self._recv, self._send = recv, SendChain(ck_v2s, self.sid)
+        self._group_direct = AESGCM(group_direct_key(ck_s2v, self.sid))
         self._sign_key = load_sign_key(welcome.sign_key)
         self._group = GroupKey(welcome.group_epoch, welcome.group_key)
         self.can_write = welcome.can_write and self.role is Role.READ_WRITE
@@ -258,28 +264,52 @@ class ViewerProtocol:
         self._pending = GroupKey(rekey.group_epoch, rekey.group_key)
 
     def _on_group(self, header: Header, data: memoryview) -> None:
-        if self.state is not ViewerState.LIVE:
-            return  # not yet synced, or resyncing: the SNAPSHOT will say where to continue (§6.2)
-        assert self._group is not None and self._sign_key is not None
-        if header.epoch == self._group.epoch:
-            if header.seq < self._next_seq:
-                return  # already applied or older than our snapshot
-            if header.seq > self._next_seq:
-                return self._broken("gap")
-            key = self._group
-        elif self._pending is not None and header.epoch == self._pending.epoch and header.seq == 0:
-            if self._next_seq != self._pending_from:
-                return self._broken("gap")  # the end of the old epoch was dropped (§6.2)
-            key = self._pending
-        elif header.epoch < self._group.epoch:
+        key = self._group_position(header)
+        if key is None:
             return
-        else:
-            return self._broken("epoch")
+        assert self._sign_key is not None
         ciphertext, signature = data[HEADER_SIZE:-SIG_SIZE], data[-SIG_SIZE:]
         if not verify_group_signature(self._sign_key, signature, group_signed_data(self.sid, data[:HEADER_SIZE], ciphertext)):
             return self._broken("auth")
+        self._open_group(header, key, key.aead, ciphertext)
+
+    def _on_group_direct(self, header: Header, data: memoryview) -> None:
+        if self.state is not ViewerState.LIVE:
+            return  # as for GROUP frames (§6.2)
+        self._check_recipient(header)
+        key = self._group_position(header)
+        if key is not None:
+            assert self._group_direct is not None
+            self._open_group(header, key, self._group_direct, data[HEADER_SIZE:])
+
+    def _group_position(self, header: Header) -> GroupKey | None:
+        """The group key of a GROUP or GROUP_DIRECT frame's position if it is the exact next one;
+        None if the frame is to be ignored, or broke the stream (§6.2)."""
+        if self.state is not ViewerState.LIVE:
+            return None  # not yet synced, or resyncing: the SNAPSHOT will say where to continue
+        assert self._group is not None
+        if header.epoch == self._group.epoch:
+            if header.seq < self._next_seq:
+                return None  # already applied or older than our snapshot
+            if header.seq == self._next_seq:
+                return self._group
+        elif self._pending is not None and header.epoch == self._pending.epoch and header.seq == 0:
+            if self._next_seq == self._pending_from:
+                return self._pending
+            # otherwise the end of the old epoch was dropped (§5.4): a gap
+        elif header.epoch < self._group.epoch:
+            return None
+        else:
+            self._broken("epoch")
+            return None
+        self._broken("gap")
+        return None
+
+    def _open_group(self, header: Header, key: GroupKey, aead: AESGCM, ciphertext: memoryview) -> None:
+        """Open and apply the frame at `key`'s position: sealed under `aead`, the group key itself
+        for GROUP frames, the channel's group direct key for GROUP_DIRECT frames."""
         try:
-            plaintext = open_group(key, self.sid, header, ciphertext)
+            plaintext = open_group(aead, self.sid, header, ciphertext)
         except ProtocolError:
             return self._broken("auth")
         # Authentic from here on: a malformed message is the sharer's bug, fatal for the channel.

@@ -30,6 +30,7 @@ class FrameKind(IntEnum):
     GROUP = 0x04
     DIRECT = 0x05
     UPSTREAM = 0x06
+    GROUP_DIRECT = 0x07  # a group position sent to one viewer under its own key, unsigned (§3.3.1)
     REGISTER = 0x08
     END = 0x09
     READY = 0x10

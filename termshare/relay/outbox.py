@@ -1,6 +1,6 @@
 """A bounded per-connection send queue: sending to one client never waits on another.
 
-GROUP frames are droppable: a viewer that falls behind by more than `soft_cap` bytes skips them,
+GROUP and GROUP_DIRECT frames (the group stream, "GROUP frames" below) are droppable: a viewer that falls behind by more than `soft_cap` bytes skips them,
 sees the sequence gap, and resyncs from a snapshot (docs/PROTOCOL.md §6.2). Its queue then gets
 one SKIPPED frame, so that the viewer resyncs even if no later frame comes to show the gap. From
 there on every GROUP frame is useless to that viewer until its snapshot, which comes in a DIRECT
@@ -35,7 +35,6 @@ from ..protocol.wire import CloseCode, FrameKind
 SOFT_CAP: Final = 4 * 1024 * 1024  # 4 MiB of queued frames per connection before skipping GROUP
 HARD_CAP: Final = 16 * 1024 * 1024  # 16 MiB including frames that must not be skipped
 SKIPPED_FRAME: Final = encode_frame(FrameKind.SKIPPED)
-_GROUP: Final = bytes([FrameKind.GROUP])  # a GROUP frame's second byte (envelope: version, kind, ...)
 SEND_EXTENSION: Final = "termshare.send"  # ASGI scope extensions of relay/websocket.py: synchronous send,
 RECEIVE_EXTENSION: Final = "termshare.receive"  # and synchronous receive
 
@@ -97,11 +96,11 @@ class Outbox:
         if (not self._group and not self._other and not self._writing and self._send_now is not None
                 and self._send_now(data)):
             return
-        self._push(data)
+        self._push(data, droppable)
         self._wake.set()
 
-    def _push(self, data: bytes) -> None:
-        if data[1:2] == _GROUP:
+    def _push(self, data: bytes, droppable: bool = False) -> None:
+        if droppable:
             self._group.append((self._pushed, data))
             self._group_bytes += len(data)
         else:

@@ -9,14 +9,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import pytest
+
+from termshare.protocol import share as share_module
 from termshare.protocol.link import parse_link
 from termshare.protocol.router import Close, Router, Send
 from termshare.protocol.share import ShareProtocol
 from termshare.protocol.viewer import ViewerProtocol
+from termshare.protocol.wire import FrameKind
 
 BASE = "http://relay.test"
 Tamper = Callable[[bytes, int], list[bytes]]
 SHARER = 1
+GROUP_KINDS = (FrameKind.GROUP, FrameKind.GROUP_DIRECT)  # the frames that carry the group stream (§6.2)
+
+
+def signed_output_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the sharer send all output as signed GROUP frames, never GROUP_DIRECT (§3.3.1): tests
+    run a path both ways, since small output with few viewers otherwise goes GROUP_DIRECT."""
+    monkeypatch.setattr(share_module, "GROUP_DIRECT_VIEWERS", 0)  # read by each new ShareProtocol
 
 
 class Net:

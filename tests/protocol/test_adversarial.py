@@ -10,7 +10,7 @@ from termshare.protocol.link import format_link, parse_link
 from termshare.protocol.viewer import ViewerState
 from termshare.protocol.wire import FrameKind, Role
 
-from .harness import SHARER, Net
+from .harness import GROUP_KINDS, SHARER, Net
 
 
 def outputs(events: list[object]) -> bytes:
@@ -42,7 +42,7 @@ def test_relay_that_drops_duplicates_and_reorders_never_shows_wrong_output() -> 
     held: list[bytes] = []
 
     def evil(frame: bytes, to: int) -> list[bytes]:
-        if to != conn or parse_frame(frame).kind is not FrameKind.GROUP:
+        if to != conn or parse_frame(frame).kind not in GROUP_KINDS:
             return [frame]
         roll = rnd.random()
         if roll < 0.1:
@@ -140,7 +140,7 @@ def test_removed_viewer_cannot_read_after_rekey() -> None:
     net.tamper = lambda f, to: (frames.append(f), [f])[1]
     net.output(b"after removal")
     assert outputs(b.events_received()) == b"after removal"
-    group = [f for f in frames if f[1] == FrameKind.GROUP]
+    group = [f for f in frames if f[1] in GROUP_KINDS]
     assert group and all(parse_frame(f).header.epoch > group_key_before.epoch for f in group)
     a.state = ViewerState.LIVE  # even a modified client that ignores REMOVED
     a.events_received()

@@ -149,9 +149,9 @@ def test_recv_chain_rejects_a_forged_frame_and_keeps_its_window() -> None:
 def test_open_group_with_another_key_is_a_decryption_error() -> None:
     header = make_header(FrameKind.GROUP, 1 + TAG_SIZE + SIG_SIZE, 0, 3, 7)
     ciphertext = AESGCM(bytes(32)).encrypt(nonce(3, 7), b"\x01x", SID.encode() + header.pack())
-    assert open_group(GroupKey(3, bytes(32)), SID, header, ciphertext) == b"\x01x"
+    assert open_group(GroupKey(3, bytes(32)).aead, SID, header, ciphertext) == b"\x01x"
     with pytest.raises(DecryptionError, match="group"):
-        open_group(GroupKey(3, b"\x01" * 32), SID, header, ciphertext)
+        open_group(GroupKey(3, b"\x01" * 32).aead, SID, header, ciphertext)
 
 
 # -- link -------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from termshare.protocol.share import LATE_ANSWERS, MAX_SNAPSHOT_DATA, ShareProto
 from termshare.protocol.viewer import ViewerProtocol, ViewerState
 from termshare.protocol.wire import KEY_SIZE, TAG_SIZE, FrameKind, Role
 
-from .harness import BASE, SHARER, Net
+from .harness import BASE, GROUP_KINDS, SHARER, Net
 
 
 def new_share(screen: tuple[int, int, bytes] = (80, 24, b"$ ")) -> ShareProtocol:
@@ -143,7 +143,7 @@ def test_viewer_that_missed_the_bye_gets_the_final_screen_and_the_bye_on_resync(
     for v in (viewer_a, viewer_b):
         v.events_received()
     skipping = {b}
-    net.tamper = lambda frame, conn: [] if conn in skipping and frame[1] == FrameKind.GROUP else [frame]
+    net.tamper = lambda frame, conn: [] if conn in skipping and frame[1] in GROUP_KINDS else [frame]
     net.screen = (80, 24, b"final screen")
     net.output(b"last words")
     net.share.end(3)
@@ -165,7 +165,7 @@ def test_ending_share_answers_a_few_resyncs_per_viewer_and_delivers_no_input() -
     conn, viewer = net.join()
     net.run()
     viewer.events_received()
-    net.tamper = lambda frame, to: [] if frame[1] == FrameKind.GROUP else [frame]  # every BYE is skipped
+    net.tamper = lambda frame, to: [] if frame[1] in GROUP_KINDS else [frame]  # every BYE is skipped
     net.share.end(0)
     net.run()
     for _ in range(LATE_ANSWERS):  # its BYE was skipped again: another RESYNC gets another answer

@@ -16,7 +16,7 @@ from termshare.protocol.messages import OutputMessage, RekeyMessage, SnapshotMes
 from termshare.protocol.viewer import ViewerProtocol, ViewerState
 from termshare.protocol.wire import SIG_SIZE, TAG_SIZE, FrameKind
 
-from .harness import Net
+from .harness import GROUP_KINDS, Net
 
 
 def fresh_viewer(net: Net) -> ViewerProtocol:
@@ -171,7 +171,7 @@ def test_snapshot_may_name_the_pending_group_epoch() -> None:
 
     def drop_first_of_epoch_1(frame: bytes, to: int) -> list[bytes]:
         h = parse_frame(frame).header
-        if to == conn_a and h.kind is FrameKind.GROUP and (h.epoch, h.seq) == (1, 0):
+        if to == conn_a and h.kind in GROUP_KINDS and (h.epoch, h.seq) == (1, 0):
             dropped.append(frame)
             return []
         return [frame]
@@ -193,7 +193,7 @@ def test_frames_of_an_older_group_epoch_are_ignored() -> None:
     old: list[bytes] = []
 
     def record(frame: bytes, to: int) -> list[bytes]:
-        if to == conn_a and frame[1] == FrameKind.GROUP:
+        if to == conn_a and frame[1] in GROUP_KINDS:
             old.append(frame)
         return [frame]
 
@@ -282,7 +282,6 @@ def test_a_skipped_epoch_with_frames_forces_a_resync() -> None:
     switch to the newest key silently (the REKEY that replaced its pending key says the middle
     epoch had frames), so it resyncs instead of hiding the loss."""
     from termshare.protocol.envelope import parse_frame as parse
-    from termshare.protocol.wire import FrameKind as Kind
 
     from .harness import Net
 
@@ -290,7 +289,7 @@ def test_a_skipped_epoch_with_frames_forces_a_resync() -> None:
     conn, viewer = net.join()
     net.output(b"first")
     viewer.events_received()
-    net.tamper = lambda f, to: [] if to == conn and f[1] == Kind.GROUP and parse(f).header.epoch == 1 else [f]
+    net.tamper = lambda f, to: [] if to == conn and f[1] in GROUP_KINDS and parse(f).header.epoch == 1 else [f]
     net.now += 1000  # past REKEY_SECONDS: rotate to epoch 1
     net.output(b"lost in epoch 1")
     net.now += 1000  # and again, to epoch 2
@@ -350,7 +349,7 @@ def test_a_resync_when_nothing_changed_is_answered_with_the_next_output() -> Non
     net.run()
     assert viewer.events_received() == [ev.Output(b"more")]
     net.share.send_output(b"again")  # answered once: later output costs no snapshot
-    assert [parse_frame(f).kind for f in net.share.frames_to_send()] == [FrameKind.GROUP]
+    assert [parse_frame(f).kind for f in net.share.frames_to_send()] == [FrameKind.GROUP_DIRECT]
 
 
 def test_a_deferred_resync_of_a_viewer_that_left_is_dropped() -> None:

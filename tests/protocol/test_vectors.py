@@ -66,6 +66,7 @@ def test_key_schedule(case: dict[str, Any]) -> None:
     assert (ck_s2v.hex(), ck_v2s.hex()) == (hs["ck_s2v"], hs["ck_v2s"])
     assert keys.traffic_key(ck_s2v, sid).hex() == hs["key_s2v"]
     assert keys.traffic_key(ck_v2s, sid).hex() == hs["key_v2s"]
+    assert keys.group_direct_key(ck_s2v, sid).hex() == hs["gd_key"]
     assert keys.next_chain_key(ck_s2v, sid).hex() == hs["ck_s2v_1"]
     assert keys.traffic_key(keys.next_chain_key(ck_v2s, sid), sid).hex() == hs["key_v2s_1"]
 

@@ -28,7 +28,7 @@ from termshare.protocol.messages import (
 )
 from termshare.protocol.viewer import ViewerProtocol, ViewerState
 from termshare.protocol.wire import KEY_SIZE, SIG_SIZE, TAG_SIZE, FrameKind, Role
-from tests.protocol.harness import Net
+from tests.protocol.harness import GROUP_KINDS, Net
 
 
 def _outputs(events: list[object]) -> bytes:
@@ -111,7 +111,7 @@ def test_relay_cannot_silently_truncate_a_group_epoch() -> None:
     dropping = {"on": True}
 
     def evil(frame: bytes, to: int) -> list[bytes]:
-        if to == conn and dropping["on"] and parse_frame(frame).kind is FrameKind.GROUP:
+        if to == conn and dropping["on"] and parse_frame(frame).kind in GROUP_KINDS:
             return []
         return [frame]
 

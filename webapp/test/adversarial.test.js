@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 
 import {
   ViewerProtocol, parseLink, formatLink, CloseCode, TermshareError, LinkError, InvalidState, FrameKind, MessageType,
-  MAX_INPUT, encodeFrame, encodeMessage, decodeMessage, encodeWelcome, parseFrame, REKEY_FRAMES, b64uEncode,
+  MAX_INPUT, MAX_FRAME, encodeFrame, encodeMessage, decodeMessage, encodeWelcome, makeHeader, parseFrame, REKEY_FRAMES,
+  b64uEncode,
 } from '../src/protocol/index.js';
 import {
-  RecvChain, SendChain, aeadSeal, channelChainKeys, concat, deriveRoSecret, derivePsk, importAesKey, nonce, utf8,
-  x25519, x25519KeyPair, GROUP_SIG_LABEL, helloTag, signKeyFp,
+  RecvChain, SendChain, aeadSeal, channelChainKeys, concat, deriveRoSecret, derivePsk, groupDirectKey, importAesKey,
+  nonce, utf8, x25519, x25519KeyPair, GROUP_SIG_LABEL, helloTag, signKeyFp,
 } from '../src/protocol/keys.js';
 
 const subtle = globalThis.crypto.subtle;
@@ -64,6 +65,7 @@ class FakeSharer {
     const [ckS2v, ckV2s] = await channelChainKeys(dh, psk, this.sid, f.viewerId, role, ev, es.publicKey);
     this.send = await SendChain.create(ckS2v, this.sid);
     this.recv = await RecvChain.create(ckV2s, this.sid);
+    this.groupDirectKey = await importAesKey(await groupDirectKey(ckS2v, this.sid));
     const plaintext = encodeWelcome({ canWrite: role === 1 && !this.readOnlyShare, signKey: this.signPublic, groupEpoch: this.groupEpoch, groupKey: this.groupRaw });
     return { frame: await this.send.sealFrame(FrameKind.WELCOME, f.viewerId, plaintext, es.publicKey) };
   }
@@ -98,6 +100,18 @@ class FakeSharer {
     return concat(header, ct, sig);
   }
 
+  /**
+   * A group message as a GROUP_DIRECT frame at the next group position (§3.3.1).
+   * @param {any} message @param {{viewerId?: number, key?: CryptoKey}} [opts] another recipient, another channel's key
+   */
+  async groupDirect(message, opts = {}) {
+    const plaintext = encodeMessage(message);
+    const header = makeHeader(FrameKind.GROUP_DIRECT, plaintext.length + 16, opts.viewerId ?? this.viewerId, this.groupEpoch, this.groupSeq);
+    const sealed = await aeadSeal(opts.key ?? this.groupDirectKey, nonce(this.groupEpoch, this.groupSeq), plaintext, concat(utf8(this.sid), header));
+    this.groupSeq += 1;
+    return concat(header, sealed);
+  }
+
   output(/** @type {string|Uint8Array} */ data) {
     return this.group({ type: MessageType.OUTPUT, data: typeof data === 'string' ? text.encode(data) : data });
   }
@@ -112,10 +126,10 @@ class FakeSharer {
 }
 
 /** A viewer that has joined (LIVE) through a full handshake. */
-async function joined({ role = 'rw', sharer = null } = {}) {
+async function joined({ role = 'rw', sharer = null, viewerId = 5 } = {}) {
   sharer = sharer ?? (await new FakeSharer().init());
   const viewer = new ViewerProtocol({ link: sharer.link(role) });
-  await viewer.receiveFrame(sharer.ready(5));
+  await viewer.receiveFrame(sharer.ready(viewerId));
   const [hello] = viewer.framesToSend();
   const { frame } = await sharer.welcome(hello);
   await viewer.receiveFrame(frame);
@@ -126,8 +140,29 @@ async function joined({ role = 'rw', sharer = null } = {}) {
   return { viewer, sharer };
 }
 
+/** @param {{type: string, [k: string]: any}} e */
+const describe = (e) => (e.type === 'StreamBroken' ? `StreamBroken:${e.reason}` : e.type === 'ProtocolFailed' ? `ProtocolFailed:${e.error}:${e.closeCode}` : e.type);
 /** @param {ViewerProtocol} viewer */
-const types = (viewer) => viewer.eventsReceived().map((e) => (e.type === 'StreamBroken' ? `StreamBroken:${e.reason}` : e.type === 'ProtocolFailed' ? `ProtocolFailed:${e.error}:${e.closeCode}` : e.type));
+const types = (viewer) => viewer.eventsReceived().map(describe);
+/** Like types(), with the text of Output events. @param {ViewerProtocol} viewer */
+const shown = (viewer) => viewer.eventsReceived().map((e) => (e.type === 'Output' ? `Output:${new TextDecoder().decode(e.data)}` : describe(e)));
+
+/** @param {string} data an OUTPUT message */
+const out = (data) => ({ type: MessageType.OUTPUT, data: text.encode(data) });
+
+/** A copy of `frame` with the u32 header field at `offset` (2: viewer id, 10: seq, 14: length) set to `value`. */
+function withField(/** @type {Uint8Array} */ frame, /** @type {number} */ offset, /** @type {number} */ value) {
+  const copy = frame.slice();
+  new DataView(copy.buffer).setUint32(offset, value);
+  return copy;
+}
+
+/** The viewer sent exactly one frame, a RESYNC. @param {ViewerProtocol} viewer @param {FakeSharer} sharer */
+async function assertResync(viewer, sharer) {
+  const frames = viewer.framesToSend();
+  assert.equal(frames.length, 1);
+  assert.equal((await sharer.upstream(frames[0])).type, MessageType.RESYNC);
+}
 
 test('a full session: output, resize, viewers, input, ping, bye', async () => {
   const { viewer, sharer } = await joined();
@@ -449,7 +484,7 @@ test('API misuse throws InvalidState; peer garbage never throws', async () => {
   for (let round = 0; round < 30; round++) {
     const { viewer: v, sharer: s } = await joined();
     const valid = [await s.output('abc'), await s.direct({ type: MessageType.PONG, token: 5 }), s.ready(5),
-      encodeFrame(FrameKind.SHARER_AWAY, new Uint8Array(0), 5)];
+      encodeFrame(FrameKind.SHARER_AWAY, new Uint8Array(0), 5), await s.groupDirect(out('def'))];
     for (let i = 0; i < 20; i++) {
       let frame;
       if (i % 2) {
@@ -462,6 +497,150 @@ test('API misuse throws InvalidState; peer garbage never throws', async () => {
       await v.receiveFrame(frame); // must not throw
       for (const e of v.eventsReceived()) assert.notEqual(e.type, 'Output', 'mutated output must never be applied');
     }
+  }
+});
+
+// -- GROUP_DIRECT (§3.3.1): group positions sent to one viewer under its channel's gd_key ------------
+
+test('GROUP_DIRECT frames take their group positions between GROUP frames, across a group rekey', async () => {
+  const { viewer, sharer } = await joined();
+  await viewer.receiveFrame(await sharer.output('a')); // (0, 0)
+  await viewer.receiveFrame(await sharer.groupDirect(out('b'))); // (0, 1)
+  await viewer.receiveFrame(await sharer.group({ type: MessageType.RESIZE, cols: 100, rows: 30 })); // (0, 2)
+  const viewers = await sharer.groupDirect({ type: MessageType.VIEWERS, count: 3 }); // (0, 3)
+  await viewer.receiveFrame(viewers);
+  await viewer.receiveFrame(await sharer.rekey());
+  await viewer.receiveFrame(await sharer.groupDirect(out('c'))); // (1, 0) opens the pending epoch
+  await viewer.receiveFrame(viewers); // an old epoch now
+  await viewer.receiveFrame(await sharer.output('d')); // (1, 1): readable only if (1, 0) switched keys
+  await viewer.receiveFrame(await sharer.groupDirect({ type: MessageType.BYE, exitStatus: 3 }));
+  assert.deepEqual(shown(viewer), ['Output:a', 'Output:b', 'Resize', 'Viewers', 'Output:c', 'Output:d', 'Ended']);
+  assert.deepEqual(viewer.framesToSend(), []);
+  assert.equal(viewer.state, 'ENDED');
+});
+
+test('GROUP_DIRECT for another viewer: sealed under its key fails auth, named for it closes like DIRECT', async () => {
+  const sharer = await new FakeSharer().init();
+  const { viewer: first } = await joined({ sharer, viewerId: 5 });
+  const forFirst = { viewerId: 5, key: sharer.groupDirectKey };
+  const { viewer } = await joined({ sharer, viewerId: 6 }); // the sharer's channel is now this viewer's
+  const toFirst = await sharer.groupDirect(out('for 5'), forFirst);
+  const relabeled = withField(toFirst, 2, 6); // a relay forwarding viewer 5's frame to viewer 6
+  const underFirstKey = await sharer.groupDirect(out('for 5'), { key: forFirst.key }); // names 6
+  for (const frame of [relabeled, underFirstKey]) {
+    await viewer.receiveFrame(await sharer.snapshot(undefined, 80, 24, parseFrame(frame).seq)); // the frame is next
+    await viewer.receiveFrame(frame);
+    assert.deepEqual(shown(viewer), ['Snapshot', 'StreamBroken:auth']);
+    await assertResync(viewer, sharer);
+  }
+  await viewer.receiveFrame(await sharer.snapshot(undefined, 80, 24, 0));
+  await viewer.receiveFrame(toFirst); // untouched, to the wrong viewer
+  assert.deepEqual(shown(viewer), ['Snapshot', 'ProtocolFailed:FrameError:4400']);
+  assert.equal(viewer.state, 'CLOSED');
+  await first.receiveFrame(toFirst); // the frame itself was genuine
+  assert.deepEqual(shown(first), ['Output:for 5']);
+});
+
+test('a replayed GROUP_DIRECT is ignored', async () => {
+  const { viewer, sharer } = await joined();
+  const f0 = await sharer.groupDirect(out('a'));
+  const f1 = await sharer.output('b');
+  for (const frame of [f0, f0, f1, f0, f1]) await viewer.receiveFrame(frame);
+  assert.deepEqual(shown(viewer), ['Output:a', 'Output:b']);
+  assert.deepEqual(viewer.framesToSend(), []);
+  assert.equal(viewer.state, 'LIVE');
+});
+
+test('a dropped GROUP_DIRECT is a gap at the next frame, also at the end of a group epoch', async () => {
+  const { viewer, sharer } = await joined();
+  await sharer.groupDirect(out('lost')); // (0, 0), dropped
+  const next = await sharer.groupDirect(out('b'));
+  await viewer.receiveFrame(next);
+  assert.deepEqual(shown(viewer), ['StreamBroken:gap']);
+  await assertResync(viewer, sharer);
+  await viewer.receiveFrame(next); // resyncing: ignored
+  assert.deepEqual(shown(viewer), []);
+  await viewer.receiveFrame(await sharer.snapshot(undefined, 80, 24, 1));
+  await viewer.receiveFrame(next);
+  assert.deepEqual(shown(viewer), ['Snapshot', 'Output:b']);
+
+  await sharer.groupDirect(out('end of epoch 0')); // (0, 2), dropped
+  await viewer.receiveFrame(await sharer.rekey());
+  await viewer.receiveFrame(await sharer.groupDirect(out('epoch 1'))); // (1, 0) would hide the drop
+  assert.deepEqual(shown(viewer), ['StreamBroken:gap']);
+  await assertResync(viewer, sharer);
+});
+
+test('a GROUP_DIRECT whose header position was altered fails auth and switches no key', async () => {
+  const { viewer, sharer } = await joined();
+  const f0 = await sharer.groupDirect(out('a'));
+  const f1 = await sharer.groupDirect(out('b'));
+  await viewer.receiveFrame(withField(f1, 10, 0)); // (0, 1) claims (0, 0), the expected position
+  assert.deepEqual(shown(viewer), ['StreamBroken:auth']);
+  await assertResync(viewer, sharer);
+  await viewer.receiveFrame(await sharer.snapshot(undefined, 80, 24, 0));
+  await viewer.receiveFrame(f0);
+  await viewer.receiveFrame(f1);
+  assert.deepEqual(shown(viewer), ['Snapshot', 'Output:a', 'Output:b']);
+
+  await viewer.receiveFrame(await sharer.rekey());
+  const e1s0 = await sharer.groupDirect(out('c'));
+  const e1s1 = await sharer.groupDirect(out('d'));
+  await viewer.receiveFrame(withField(e1s1, 10, 0)); // claims (1, 0), where the pending key takes over
+  assert.deepEqual(shown(viewer), ['StreamBroken:auth']);
+  await assertResync(viewer, sharer);
+  // The viewer refuses a snapshot of epoch 0 once it switched keys: it did not, and the real (1, 0) does.
+  sharer.groupEpoch = 0; // what the sharer's snapshot names
+  await viewer.receiveFrame(await sharer.snapshot(undefined, 80, 24, 2));
+  await viewer.receiveFrame(e1s0);
+  await viewer.receiveFrame(e1s1);
+  assert.deepEqual(shown(viewer), ['Snapshot', 'Output:c', 'Output:d']);
+});
+
+test('GROUP_DIRECT in the handshake or before the snapshot is ignored', async () => {
+  const sharer = await new FakeSharer().init();
+  const viewer = new ViewerProtocol({ link: sharer.link() });
+  await viewer.receiveFrame(sharer.ready(5));
+  const { frame: welcome } = await sharer.welcome(viewer.framesToSend()[0]);
+  const early = await sharer.groupDirect(out('early')); // (0, 0), ahead of the SNAPSHOT
+  await viewer.receiveFrame(early); // HANDSHAKE
+  await viewer.receiveFrame(welcome);
+  await viewer.receiveFrame(early); // SYNCING
+  await viewer.receiveFrame(withField(early, 2, 9)); // unread, so not even its recipient matters
+  assert.deepEqual(shown(viewer), ['Ready', 'Welcomed']);
+  assert.deepEqual(viewer.framesToSend(), []);
+  assert.equal(viewer.state, 'SYNCING');
+  await viewer.receiveFrame(await sharer.snapshot()); // continues at (0, 1)
+  await viewer.receiveFrame(early);
+  await viewer.receiveFrame(await sharer.groupDirect(out('live')));
+  assert.deepEqual(shown(viewer), ['Snapshot', 'Output:live']);
+});
+
+test('a GROUP_DIRECT with a truncated or oversized body is a frame error', async () => {
+  /** @type {[string, (f: Uint8Array) => Uint8Array][]} */
+  const cases = [
+    ['a byte short of its length', (f) => f.subarray(0, f.length - 1)],
+    ['a byte past its length', (f) => concat(f, Uint8Array.of(0))],
+    ['a tag but no type byte', (f) => concat(makeHeader(FrameKind.GROUP_DIRECT, 16, 5), f.subarray(-16))],
+    ['over MAX_FRAME', (f) => withField(concat(f.subarray(0, 18), new Uint8Array(MAX_FRAME - 17)), 14, MAX_FRAME - 17)],
+  ];
+  for (const [name, mangle] of cases) {
+    const { viewer, sharer } = await joined();
+    await viewer.receiveFrame(mangle(await sharer.groupDirect(out('0123456789'))));
+    assert.deepEqual(shown(viewer), ['ProtocolFailed:FrameError:4400'], name);
+    assert.equal(viewer.closeCode, CloseCode.BAD_FRAME);
+  }
+  const { viewer, sharer } = await joined(); // shortened with a consistent length: the AEAD check fails
+  const short = (await sharer.groupDirect(out('0123456789'))).subarray(0, -1);
+  await viewer.receiveFrame(withField(short, 14, short.length - 18));
+  assert.deepEqual(shown(viewer), ['StreamBroken:auth']);
+});
+
+test('an authentic GROUP_DIRECT carrying a channel message is fatal', async () => {
+  for (const message of [{ type: MessageType.PONG, token: 1 }, { type: MessageType.REMOVED }]) {
+    const { viewer, sharer } = await joined();
+    await viewer.receiveFrame(await sharer.groupDirect(message));
+    assert.deepEqual(shown(viewer), ['ProtocolFailed:MessageError:4400']);
   }
 });
 

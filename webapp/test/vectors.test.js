@@ -9,7 +9,7 @@ import { parseFrame } from '../src/protocol/envelope.js';
 import { decodeMessage, decodeWelcome, encodeMessage, encodeWelcome } from '../src/protocol/messages.js';
 import { parseLink, formatLink } from '../src/protocol/link.js';
 import {
-  aeadOpen, aeadSeal, channelChainKeys, deriveRoSecret, derivePsk, helloKey, helloTag, importAesKey,
+  aeadOpen, aeadSeal, channelChainKeys, deriveRoSecret, derivePsk, groupDirectKey, helloKey, helloTag, importAesKey,
   nextChainKey, trafficKey, x25519, x25519KeyPair,
 } from '../src/protocol/keys.js';
 import { ViewerProtocol } from '../src/protocol/viewer.js';
@@ -194,6 +194,7 @@ for (const c of loadVectors('keys.json')) {
     assert.equal(toHex(ckV2s), hs.ck_v2s);
     assert.equal(toHex(await trafficKey(ckS2v, sid)), hs.key_s2v);
     assert.equal(toHex(await trafficKey(ckV2s, sid)), hs.key_v2s);
+    assert.equal(toHex(await groupDirectKey(ckS2v, sid)), hs.gd_key);
     const ckS2v1 = await nextChainKey(ckS2v, sid);
     assert.equal(toHex(ckS2v1), hs.ck_s2v_1);
     assert.equal(toHex(await trafficKey(ckS2v1, sid)), hs.key_s2v_1);

@@ -1,13 +1,13 @@
 // A bounded queue of received websocket messages, read one at a time by the frame loop.
 //
 // The browser's WebSocket cannot be paused: it delivers every message as it arrives. While the
-// terminal is behind (flow control) messages wait here. Past SOFT_LIMIT bytes, GROUP frames (the
-// bulk output, PROTOCOL.md §4.1 kind 0x04) are dropped on arrival, exactly as a relay may drop them
+// terminal is behind (flow control) messages wait here. Past SOFT_LIMIT bytes, group-stream frames
+// (GROUP and GROUP_DIRECT, PROTOCOL.md §4.1 kinds 0x04 and 0x07: the output) are dropped on arrival, exactly as a relay may drop them
 // for a slow viewer (§4.3): the protocol core sees the gap, sends RESYNC, and the next SNAPSHOT
 // brings the screen up to date. Past HARD_LIMIT (only reachable with a flood of other frames) the
 // inbox reports overflow and the connection is closed and made anew.
 
-const GROUP_KIND = 0x04;
+const GROUP_KINDS = new Set([0x04, 0x07]);
 export const SOFT_LIMIT = 8 * 1024 * 1024;
 export const HARD_LIMIT = 24 * 1024 * 1024;
 
@@ -30,7 +30,7 @@ export class Inbox {
   push(frame) {
     if (this.closed) return true;
     this.lastArrival = Date.now();
-    if (this.bytes + frame.length > SOFT_LIMIT && frame.length >= 2 && frame[1] === GROUP_KIND) {
+    if (this.bytes + frame.length > SOFT_LIMIT && frame.length >= 2 && GROUP_KINDS.has(frame[1])) {
       this.dropped++;
       return true;
     }

@@ -25,6 +25,7 @@ const MIN_BODY = new Map([
   [FrameKind.GROUP, 1 + TAG_SIZE + SIG_SIZE],
   [FrameKind.DIRECT, 1 + TAG_SIZE],
   [FrameKind.UPSTREAM, 1 + TAG_SIZE],
+  [FrameKind.GROUP_DIRECT, 1 + TAG_SIZE],
   [FrameKind.READY, 1],
 ]);
 

@@ -16,6 +16,7 @@ const LABEL_HELLO = encoder.encode('termshare/1 hello');
 const LABEL_CHANNEL = encoder.encode('termshare/1 channel');
 const LABEL_KEY = encoder.encode('termshare/1 key');
 const LABEL_RATCHET = encoder.encode('termshare/1 ratchet');
+const LABEL_GROUP_DIRECT = encoder.encode('termshare/1 group direct');
 export const GROUP_SIG_LABEL = encoder.encode('termshare/1 group');
 const ZERO_NONCE = new Uint8Array(12);
 const EMPTY = new Uint8Array(0);
@@ -223,6 +224,15 @@ export function trafficKey(chainKey, sid) {
 /** ck[c+1] = HKDF(ck[c], sid, "termshare/1 ratchet", 32) (§3.2). @param {Uint8Array} chainKey @param {string} sid */
 export function nextChainKey(chainKey, sid) {
   return hkdf(chainKey, utf8(sid), LABEL_RATCHET, KEY_SIZE);
+}
+
+/**
+ * gd_key = HKDF(ck_s2v[0], sid, "termshare/1 group direct", 32) (§3.3.1): the channel's key for
+ * GROUP_DIRECT frames, kept for the channel's life (the group position is its nonce).
+ * @param {Uint8Array} chainKey ck_s2v[0] @param {string} sid
+ */
+export function groupDirectKey(chainKey, sid) {
+  return hkdf(chainKey, utf8(sid), LABEL_GROUP_DIRECT, KEY_SIZE);
 }
 
 /**

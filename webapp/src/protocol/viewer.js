@@ -11,8 +11,8 @@
 //
 // Peer input never throws: a bad channel frame or a malformed relay frame moves to CLOSED with
 // `closeCode` set and a ProtocolFailed event; the driver closes the socket and may reconnect with a
-// new ViewerProtocol (fresh handshake, so no key or nonce is reused). A bad GROUP frame only breaks
-// the stream: it is never applied, and the next SNAPSHOT resynchronises (§6.2).
+// new ViewerProtocol (fresh handshake, so no key or nonce is reused). A bad GROUP or GROUP_DIRECT
+// frame only breaks the stream: it is never applied, and the next SNAPSHOT resynchronises (§6.2).
 //
 // All public async methods run one at a time in call order (an internal queue), so a sendInput()
 // issued while a frame is being decrypted cannot reorder the upstream channel.
@@ -20,7 +20,7 @@
 import { makeHeader, parseFrame } from './envelope.js';
 import { FrameError, HandshakeError, InvalidState, MessageError, ProtocolError } from './errors.js';
 import {
-  RecvChain, SendChain, aeadOpen, channelChainKeys, concat, derivePsk, helloTag, importAesKey,
+  RecvChain, SendChain, aeadOpen, channelChainKeys, concat, derivePsk, groupDirectKey, helloTag, importAesKey,
   importEd25519, GROUP_SIG_LABEL, nonce, signKeyFp, utf8, verifyEd25519, x25519, x25519KeyPair,
 } from './keys.js';
 import { decodeMessage, decodeWelcome, encodeMessage } from './messages.js';
@@ -87,6 +87,8 @@ export class ViewerProtocol {
     /** @private @type {RecvChain|null} */ this._recv = null;
     /** @private @type {CryptoKey|null} */ this._signKey = null;
     /** @private @type {GroupKey|null} */ this._group = null;
+    /** this channel's key for GROUP_DIRECT frames (§3.3.1) @private @type {CryptoKey|null} */
+    this._groupDirect = null;
     /** @private @type {GroupKey|null} */ this._pending = null;
     /** next seq at which the current epoch must end to switch to _pending (-1: never) @private */
     this._pendingFrom = -1;
@@ -198,6 +200,8 @@ export class ViewerProtocol {
     switch (frame.kind) {
       case FrameKind.GROUP:
         return this._onGroup(frame);
+      case FrameKind.GROUP_DIRECT:
+        return this._onGroupDirect(frame);
       case FrameKind.DIRECT:
         return this._onDirect(frame);
       case FrameKind.READY:
@@ -289,12 +293,16 @@ export class ViewerProtocol {
     const send = await SendChain.create(ckV2s, this.sid);
     const signKey = await importEd25519(welcome.signKey);
     const groupKey = await importAesKey(welcome.groupKey);
+    const groupDirectRaw = await groupDirectKey(ckS2v, this.sid);
+    const groupDirect = await importAesKey(groupDirectRaw);
+    groupDirectRaw.fill(0);
     plaintext.fill(0);
     this._evPrivate = null; // ephemeral secret: erase as soon as the channel exists
     this._recv = recv;
     this._send = send;
     this._signKey = signKey;
     this._group = { epoch: welcome.groupEpoch, key: groupKey };
+    this._groupDirect = groupDirect;
     this._canWrite = welcome.canWrite && this._roleCode === Role.READ_WRITE;
     this._state = 'SYNCING';
     this._events.push({ type: 'Welcomed', canWrite: this._canWrite });
@@ -355,23 +363,15 @@ export class ViewerProtocol {
 
   /** @private @param {import('./envelope.js').Frame} frame */
   async _onGroup(frame) {
-    if (this._state !== 'LIVE') return; // not yet synced, or resyncing: the SNAPSHOT says where to continue (§6.2)
-    const group = /** @type {GroupKey} */ (this._group);
-    const { epoch, seq } = frame;
-    /** @type {GroupKey} */
-    let key;
-    if (epoch === group.epoch) {
-      if (seq < this._nextSeq) return; // already applied, or older than our snapshot
-      if (seq > this._nextSeq) return this._broken('gap');
-      key = group;
-    } else if (this._pending !== null && epoch === this._pending.epoch && seq === 0) {
-      if (this._nextSeq !== this._pendingFrom) return this._broken('gap'); // the old epoch's end was dropped (§6.2)
-      key = this._pending;
-    } else if (epoch < group.epoch) {
-      return;
-    } else {
-      return this._broken('epoch');
-    }
+    return this._onGroupStream(frame, (key) => this._openGroup(frame, key));
+  }
+
+  /**
+   * The plaintext of a GROUP frame, null unless both its signature and its AEAD check pass.
+   * @private @param {import('./envelope.js').Frame} frame @param {GroupKey} key the group key of its epoch
+   * @returns {Promise<Uint8Array|null>}
+   */
+  async _openGroup(frame, key) {
     const body = frame.body;
     const ciphertext = body.subarray(0, body.length - SIG_SIZE);
     const signature = body.subarray(body.length - SIG_SIZE);
@@ -384,16 +384,62 @@ export class ViewerProtocol {
       subtle.digest('SHA-256', ciphertext).then(
         (digest) => verifyEd25519(signKey, signature, concat(GROUP_SIG_LABEL, sidBytes, header, new Uint8Array(digest))),
       ),
-      aeadOpen(key.key, nonce(epoch, seq), ciphertext, concat(sidBytes, header)).catch(() => null),
+      aeadOpen(key.key, nonce(frame.epoch, frame.seq), ciphertext, concat(sidBytes, header)).catch(() => null),
     ]);
-    if (!authentic || plaintext === null) return this._broken('auth');
+    return authentic ? plaintext : null;
+  }
+
+  /** @private @param {import('./envelope.js').Frame} frame */
+  async _onGroupDirect(frame) {
+    // A frame named for another viewer is refused as for DIRECT; when not LIVE it is ignored
+    // unread, like every group frame (§6.2).
+    if (this._state === 'LIVE') this._checkRecipient(frame);
+    // Sealed for this channel alone, so the AEAD check proves the sharer sent it: no signature.
+    const groupDirect = /** @type {CryptoKey} */ (this._groupDirect);
+    return this._onGroupStream(frame, () =>
+      aeadOpen(groupDirect, nonce(frame.epoch, frame.seq), frame.body, concat(this._sidBytes, frame.header)).catch(() => null));
+  }
+
+  /**
+   * Where a GROUP or GROUP_DIRECT frame falls in the group stream (§6.2): the group key of its
+   * epoch if it is the exact next frame (the pending key if it opens the next epoch, §5.4), null
+   * if it is to be ignored, or the reason it breaks the stream.
+   * @private @param {{epoch: number, seq: number}} position
+   * @returns {GroupKey|null|'gap'|'epoch'}
+   */
+  _groupPosition({ epoch, seq }) {
+    const group = /** @type {GroupKey} */ (this._group);
+    if (epoch === group.epoch) {
+      if (seq < this._nextSeq) return null; // already applied, or older than our snapshot
+      return seq > this._nextSeq ? 'gap' : group;
+    }
+    if (this._pending !== null && epoch === this._pending.epoch && seq === 0) {
+      // 'gap': the old epoch's end was dropped, and switching now would hide it (§5.4)
+      return this._nextSeq === this._pendingFrom ? this._pending : 'gap';
+    }
+    return epoch < group.epoch ? null : 'epoch';
+  }
+
+  /**
+   * Apply a group-stream frame (§6.2) if it is the exact next one and `open` authenticates it.
+   * @private
+   * @param {import('./envelope.js').Frame} frame
+   * @param {(key: GroupKey) => Promise<Uint8Array|null>} open its plaintext, null if not authentic
+   */
+  async _onGroupStream(frame, open) {
+    if (this._state !== 'LIVE') return; // not yet synced, or resyncing: the SNAPSHOT says where to continue (§6.2)
+    const key = this._groupPosition(frame);
+    if (key === null) return;
+    if (typeof key === 'string') return this._broken(key);
+    const plaintext = await open(key);
+    if (plaintext === null) return this._broken('auth');
     // Authentic from here on: a malformed message is the sharer's bug, fatal for the connection.
     const message = decodeMessage(FrameKind.GROUP, plaintext);
     if (key === this._pending) {
       this._group = key; // the old group key is dropped here (§3.3)
       this._pending = null;
     }
-    this._nextSeq = seq + 1;
+    this._nextSeq = frame.seq + 1;
     switch (message.type) {
       case MessageType.OUTPUT:
         this._events.push({ type: 'Output', data: message.data });
@@ -432,6 +478,7 @@ export class ViewerProtocol {
     this._recv = null;
     this._signKey = null;
     this._group = null;
+    this._groupDirect = null;
     this._pending = null;
     this._pskPromise = null;
     this._secret.fill(0);

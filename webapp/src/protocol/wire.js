@@ -27,6 +27,7 @@ export const FrameKind = Object.freeze({
   GROUP: 0x04,
   DIRECT: 0x05,
   UPSTREAM: 0x06,
+  GROUP_DIRECT: 0x07,
   REGISTER: 0x08,
   END: 0x09,
   READY: 0x10,
