@@ -175,13 +175,24 @@ async def echo_latency(system: Any, relay: Relay, count: int, interval: float, f
         for _ in range(count):
             if time.monotonic() > deadline:
                 break
+            # Wait before typing: bookkeeping after the keystroke would hold up the loop, and with
+            # it the echo's arrival, as a viewer waiting for its terminal's output does not (the
+            # floor's client is set up the same way).
             v.got_output.clear()
+            waiter = asyncio.ensure_future(v.got_output.wait())
+            guard = asyncio.get_running_loop().call_later(2.0, waiter.cancel)
+            await asyncio.sleep(0)  # the waiter now waits on the event
             t0 = time.perf_counter()
             await v.send_input(b"x")
-            if await _wait_any([v.got_output], 2.0):
+            try:
+                await waiter
                 samples.append(v.last_output_at - t0)
-            else:
+            except asyncio.CancelledError:
+                if not waiter.cancelled():
+                    raise
                 lost += 1
+            finally:
+                guard.cancel()
             await asyncio.sleep(max(0.0, t0 + interval - time.perf_counter()))
         samples.sort()
         if not samples:

@@ -187,7 +187,7 @@ def envelopes() -> dict[str, Any]:
         (FrameKind.UPSTREAM, bytes(20), 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (FrameKind.REGISTER, bytes(32), 0, 0, 0),
         (FrameKind.END, b"", 0, 0, 0), (FrameKind.READY, b"\x01", 9, 0, 0), (FrameKind.READY, bytes(4), 0, 0, 0),
         (FrameKind.VIEWER_LEFT, b"", 4, 0, 0), (FrameKind.SHARER_AWAY, b"", 4, 0, 0),
-        (FrameKind.SHARER_BACK, b"", 4, 0, 0), (FrameKind.WELCOME, bytes(117), 4, 0, 0),
+        (FrameKind.SHARER_BACK, b"", 4, 0, 0), (FrameKind.WELCOME, bytes(181), 4, 0, 0),
         (FrameKind.GROUP_DIRECT, bytes(17), 5, 2, 99),
     ]
     valid = [{"frame": h(encode_frame(k, b, v, e, s)), "version": 1, "kind": k.name, "viewer_id": v,

@@ -18,7 +18,7 @@ _UINT32_MAX: Final = 0xFFFFFFFF
 # Exact body sizes of fixed-size kinds, and minimum sizes of the rest (§4.1, §5.2).
 _FIXED_BODY: Final = {
     FrameKind.HELLO: 1 + KEY_SIZE + TAG_SIZE,
-    FrameKind.WELCOME: KEY_SIZE + 69 + TAG_SIZE,
+    FrameKind.WELCOME: KEY_SIZE + 133 + TAG_SIZE,
     FrameKind.REJECT: 1,
     FrameKind.REGISTER: OWNER_TOKEN_SIZE,
     FrameKind.END: 0,

@@ -27,6 +27,7 @@ Rng = Callable[[int], bytes]
 _NONCE: Final = struct.Struct(">III")
 _ZERO_NONCE: Final = bytes(12)
 GROUP_SIG_LABEL: Final = b"termshare/1 group"
+WELCOME_SIG_LABEL: Final = b"termshare/1 welcome"
 
 
 def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
@@ -134,12 +135,17 @@ def group_signed_data(sid: str, header: bytes | memoryview, ciphertext: bytes | 
     return GROUP_SIG_LABEL + sid.encode() + header + hashlib.sha256(ciphertext).digest()
 
 
+def welcome_signed_data(sid: str, viewer_id: int, role: Role, ev_public: bytes, es_public: bytes) -> bytes:
+    """What WELCOME's signature covers: both ephemeral keys of the handshake (§3.1 step 4)."""
+    return WELCOME_SIG_LABEL + sid.encode() + struct.pack(">IB", viewer_id, role) + ev_public + es_public
+
+
 def load_sign_key(public: bytes) -> Ed25519PublicKey:
     """The sharer's verification key, loaded once per WELCOME rather than once per frame."""
     return Ed25519PublicKey.from_public_bytes(public)
 
 
-def verify_group_signature(public: Ed25519PublicKey, signature: bytes | memoryview, data: bytes) -> bool:
+def verify_signature(public: Ed25519PublicKey, signature: bytes | memoryview, data: bytes) -> bool:
     try:
         public.verify(signature, data)
     except InvalidSignature:

@@ -66,6 +66,7 @@ class WelcomeMessage(Value):
     sign_key: bytes
     group_epoch: int
     group_key: bytes
+    signature: bytes  # over the handshake's ephemeral keys (§3.1 step 4)
 
 
 Message = (
@@ -92,7 +93,7 @@ _U32: Final = struct.Struct(">I")
 _I32: Final = struct.Struct(">i")
 _U64: Final = struct.Struct(">Q")
 _SNAPSHOT: Final = struct.Struct(">IIHH")
-_WELCOME: Final = struct.Struct(">B32sI32s")
+_WELCOME: Final = struct.Struct(">B32sI32s64s")
 
 
 def carrier_of(message: Message) -> FrameKind:
@@ -177,16 +178,17 @@ def decode_message(carrier: FrameKind, plaintext: bytes) -> Message:
 
 
 def encode_welcome(welcome: WelcomeMessage) -> bytes:
-    return _WELCOME.pack(1 if welcome.can_write else 0, welcome.sign_key, welcome.group_epoch, welcome.group_key)
+    return _WELCOME.pack(1 if welcome.can_write else 0, welcome.sign_key, welcome.group_epoch, welcome.group_key,
+                         welcome.signature)
 
 
 def decode_welcome(plaintext: bytes) -> WelcomeMessage:
     if len(plaintext) != _WELCOME.size:
         raise MessageError(f"WELCOME must be {_WELCOME.size} bytes, got {len(plaintext)}")
-    flags, sign_key, epoch, key = _WELCOME.unpack(plaintext)
+    flags, sign_key, epoch, key, signature = _WELCOME.unpack(plaintext)
     if flags & ~1:
         raise MessageError(f"WELCOME has unknown flags 0x{flags:02x}")
-    return WelcomeMessage(bool(flags & 1), sign_key, epoch, key)
+    return WelcomeMessage(bool(flags & 1), sign_key, epoch, key, signature)
 
 
 _FIXED: Final = {

@@ -43,6 +43,7 @@ from .keys import (
     new_x25519,
     nonce,
     sign_key_fp,
+    welcome_signed_data,
     x25519,
 )
 from .link import b64u_encode, format_link
@@ -335,7 +336,9 @@ class ShareProtocol:
                            AESGCM(group_direct_key(ck_s2v, self.sid)))
         replaced = vid in self._channels
         self._channels[vid] = channel
-        welcome = encode_welcome(WelcomeMessage(channel.can_write, self._sign_public, self._group_epoch, self._group_key))
+        signature = self._sign_private.sign(welcome_signed_data(self.sid, vid, role, ev_public, es_public))
+        welcome = encode_welcome(WelcomeMessage(channel.can_write, self._sign_public, self._group_epoch, self._group_key,
+                                                signature))
         epoch, seq = channel.send.next_position()
         header = make_header(FrameKind.WELCOME, KEY_SIZE + len(welcome) + TAG_SIZE, vid, epoch, seq)
         self._frames.append(header.pack() + es_public + channel.send.seal(header, welcome))

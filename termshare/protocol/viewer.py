@@ -41,7 +41,8 @@ from .keys import (
     new_x25519,
     open_group,
     sign_key_fp,
-    verify_group_signature,
+    verify_signature,
+    welcome_signed_data,
     x25519,
 )
 from .link import Link
@@ -211,10 +212,16 @@ class ViewerProtocol:
             # Anyone holding this link's secret can complete the handshake; only the sharer holds
             # the signing key whose fingerprint the link carries (§2.3, §3.3).
             raise HandshakeError("the sharer's signing key does not match the link")
+        sign_key = load_sign_key(welcome.sign_key)
+        if not verify_signature(sign_key, welcome.signature,
+                                welcome_signed_data(self.sid, self.viewer_id, self.role, self._ev_public, es_public)):
+            # Its public key is no secret: whoever holds the link's secret could answer our HELLO
+            # with it and an ES of their own, and hold our channel's keys (§3.1 step 4).
+            raise HandshakeError("the sharer's WELCOME is not signed by its key")
         self._ev_private = None  # ephemeral secret: erase as soon as the channel exists
         self._recv, self._send = recv, SendChain(ck_v2s, self.sid)
         self._group_direct = AESGCM(group_direct_key(ck_s2v, self.sid))
-        self._sign_key = load_sign_key(welcome.sign_key)
+        self._sign_key = sign_key
         self._group = GroupKey(welcome.group_epoch, welcome.group_key)
         self.can_write = welcome.can_write and self.role is Role.READ_WRITE
         self.state = ViewerState.SYNCING
@@ -269,7 +276,7 @@ class ViewerProtocol:
             return
         assert self._sign_key is not None
         ciphertext, signature = data[HEADER_SIZE:-SIG_SIZE], data[-SIG_SIZE:]
-        if not verify_group_signature(self._sign_key, signature, group_signed_data(self.sid, data[:HEADER_SIZE], ciphertext)):
+        if not verify_signature(self._sign_key, signature, group_signed_data(self.sid, data[:HEADER_SIZE], ciphertext)):
             return self._broken("auth")
         self._open_group(header, key, key.aead, ciphertext)
 

@@ -100,7 +100,7 @@ def test_metrics_exposition_reflects_a_session() -> None:
             owner.receive_bytes()
             with c.websocket_connect(f"/ws/view/{SID}") as viewer:
                 viewer.receive_bytes()  # READY
-                owner.send_bytes(encode_frame(FrameKind.WELCOME, bytes(117), 1))
+                owner.send_bytes(encode_frame(FrameKind.WELCOME, bytes(181), 1))
                 viewer.receive_bytes()
                 group = encode_frame(FrameKind.GROUP, bytes(200))
                 owner.send_bytes(group)
@@ -113,7 +113,7 @@ def test_metrics_exposition_reflects_a_session() -> None:
                 assert sample(text, "termshare_sessions") == 1 and sample(text, "termshare_viewers") == 1
                 assert sample(text, "termshare_connections", role="viewer") == 1
                 assert sample(text, "termshare_frames_relayed_total", direction="sharer_to_viewers") == 2
-                assert sample(text, "termshare_bytes_relayed_total", direction="sharer_to_viewers") == 135 + len(group)
+                assert sample(text, "termshare_bytes_relayed_total", direction="sharer_to_viewers") == 18 + 181 + len(group)
                 assert sample(text, "termshare_frames_relayed_total", direction="viewers_to_sharer") == 1
                 assert sample(text, "termshare_frames_received_total", role="sharer") == 2
             owner.send_bytes(encode_frame(FrameKind.END))

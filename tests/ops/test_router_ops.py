@@ -27,7 +27,7 @@ def join(router: Router, conn: int, now: float = 0.0) -> int:
 
 
 def admit(router: Router, sharer: int, vid: int, now: float = 0.0) -> None:
-    router.received(sharer, encode_frame(FrameKind.WELCOME, bytes(32 + 69 + 16), vid), now)
+    router.received(sharer, encode_frame(FrameKind.WELCOME, bytes(32 + 133 + 16), vid), now)
     router.take_actions()
 
 
@@ -93,7 +93,7 @@ def test_counters_follow_a_session() -> None:
     assert (st.sessions_registered, st.sessions_resumed, st.viewers_joined) == (1, 0, 2)
     assert st.frames_from_sharers == 3  # two WELCOME, one GROUP
     assert st.frames_to_viewers == 4  # two WELCOME, the GROUP twice
-    assert st.bytes_to_viewers == 2 * encode_frame(FrameKind.WELCOME, bytes(117), 1).__len__() + 2 * len(group)
+    assert st.bytes_to_viewers == 2 * encode_frame(FrameKind.WELCOME, bytes(181), 1).__len__() + 2 * len(group)
     assert (st.frames_from_viewers, st.bytes_from_viewers) == (1, len(encode_frame(FrameKind.UPSTREAM, bytes(17), 1)))
     router.disconnected(1, 2)
     register(router, 4, now=3)

@@ -208,11 +208,11 @@ def test_data_at_its_limits_encodes() -> None:
 
 @pytest.mark.parametrize("flags", [0x02, 0x80, 0xFF])
 def test_welcome_with_unknown_flags_is_a_message_error(flags: int) -> None:
-    good = encode_welcome(WelcomeMessage(True, bytes(32), 5, bytes(32)))
-    assert decode_welcome(good) == WelcomeMessage(True, bytes(32), 5, bytes(32))
+    good = encode_welcome(WelcomeMessage(True, bytes(32), 5, bytes(32), bytes(64)))
+    assert decode_welcome(good) == WelcomeMessage(True, bytes(32), 5, bytes(32), bytes(64))
     with pytest.raises(MessageError, match="unknown flags"):
         decode_welcome(bytes([flags]) + good[1:])
-    with pytest.raises(MessageError, match="69 bytes"):
+    with pytest.raises(MessageError, match="133 bytes"):
         decode_welcome(good[:-1])
 
 

@@ -27,7 +27,7 @@ def join(router: Router, conn: int, now: float = 0.0, ip: str = IP) -> int:
 
 
 def admit(router: Router, sharer: int, vid: int) -> None:
-    router.received(sharer, encode_frame(FrameKind.WELCOME, bytes(32 + 69 + 16), vid), 0.0)
+    router.received(sharer, encode_frame(FrameKind.WELCOME, bytes(32 + 133 + 16), vid), 0.0)
     router.take_actions()
 
 
@@ -113,7 +113,7 @@ def test_direct_frame_for_a_departed_viewer_is_dropped_silently() -> None:
     vid = join(router, 2)
     router.disconnected(2, 0.0)
     assert sends(router.take_actions()) == [(1, FrameKind.VIEWER_LEFT)]
-    for kind, body in ((FrameKind.DIRECT, bytes(17)), (FrameKind.WELCOME, bytes(117)), (FrameKind.REJECT, b"\x00")):
+    for kind, body in ((FrameKind.DIRECT, bytes(17)), (FrameKind.WELCOME, bytes(181)), (FrameKind.REJECT, b"\x00")):
         router.received(1, encode_frame(kind, body, vid), 0.0)
     assert router.take_actions() == []
     assert router.sessions[SID].admitted == {}

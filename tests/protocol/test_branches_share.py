@@ -413,7 +413,7 @@ def test_viewer_whose_welcome_was_lost_in_a_sharer_drop_rejoins_after_resume() -
 @pytest.mark.parametrize(
     ("kind", "body"),
     [
-        (FrameKind.WELCOME, bytes(117)),
+        (FrameKind.WELCOME, bytes(181)),
         (FrameKind.REJECT, b"\x00"),
         (FrameKind.GROUP, bytes(81)),
         (FrameKind.DIRECT, bytes(17)),

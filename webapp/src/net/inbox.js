@@ -1,13 +1,20 @@
 // A bounded queue of received websocket messages, read one at a time by the frame loop.
 //
 // The browser's WebSocket cannot be paused: it delivers every message as it arrives. While the
-// terminal is behind (flow control) messages wait here. Past SOFT_LIMIT bytes, group-stream frames
-// (GROUP and GROUP_DIRECT, PROTOCOL.md §4.1 kinds 0x04 and 0x07: the output) are dropped on arrival, exactly as a relay may drop them
-// for a slow viewer (§4.3): the protocol core sees the gap, sends RESYNC, and the next SNAPSHOT
-// brings the screen up to date. Past HARD_LIMIT (only reachable with a flood of other frames) the
-// inbox reports overflow and the connection is closed and made anew.
+// terminal is behind (flow control) messages wait here. Past SOFT_LIMIT bytes, output frames (GROUP
+// and GROUP_DIRECT, PROTOCOL.md §4.1) are dropped on arrival, exactly as a relay may drop them for
+// a slow viewer (§4.3), and marked the same way: one SKIPPED frame per run of drops, queued in
+// their place, so the protocol core resyncs when it gets there even if no later output shows the
+// gap (the dropped frame may have been the last before a quiet spell, or the BYE). A run lasts
+// until a frame of another kind arrives (normally the SNAPSHOT that answers the RESYNC). Past
+// HARD_LIMIT (only reachable with a flood of other frames) the inbox reports overflow and the
+// connection is closed and made anew.
 
-const GROUP_KINDS = new Set([0x04, 0x07]);
+import { encodeFrame } from '../protocol/envelope.js';
+import { FrameKind } from '../protocol/wire.js';
+
+const GROUP_KINDS = new Set([FrameKind.GROUP, FrameKind.GROUP_DIRECT]);
+const SKIPPED = encodeFrame(FrameKind.SKIPPED);
 export const SOFT_LIMIT = 8 * 1024 * 1024;
 export const HARD_LIMIT = 24 * 1024 * 1024;
 
@@ -19,6 +26,7 @@ export class Inbox {
     this.bytes = 0;
     this.dropped = 0;
     this.overflowed = false;
+    this._skipping = false; // in a run of dropped output, already marked with a SKIPPED
     this.closed = false;
     /** @type {(() => void)|null} */
     this._waiter = null;
@@ -30,9 +38,14 @@ export class Inbox {
   push(frame) {
     if (this.closed) return true;
     this.lastArrival = Date.now();
-    if (this.bytes + frame.length > SOFT_LIMIT && frame.length >= 2 && GROUP_KINDS.has(frame[1])) {
+    const output = frame.length >= 2 && GROUP_KINDS.has(frame[1]);
+    if (output && (this._skipping || this.bytes + frame.length > SOFT_LIMIT)) {
       this.dropped++;
-      return true;
+      if (this._skipping) return true;
+      this._skipping = true;
+      frame = SKIPPED;
+    } else if (!output) {
+      this._skipping = false;
     }
     if (this.bytes + frame.length > HARD_LIMIT) {
       this.overflowed = true;

@@ -18,6 +18,7 @@ const LABEL_KEY = encoder.encode('termshare/1 key');
 const LABEL_RATCHET = encoder.encode('termshare/1 ratchet');
 const LABEL_GROUP_DIRECT = encoder.encode('termshare/1 group direct');
 export const GROUP_SIG_LABEL = encoder.encode('termshare/1 group');
+const WELCOME_SIG_LABEL = encoder.encode('termshare/1 welcome');
 const ZERO_NONCE = new Uint8Array(12);
 const EMPTY = new Uint8Array(0);
 const X25519_PKCS8_PREFIX = Uint8Array.from([
@@ -198,6 +199,20 @@ export async function helloTag(psk, sid, header, role, evPublic) {
 }
 
 /**
+ * sid || u32 viewer_id || u8 role || EV || ES: what names one handshake, in both the channel's key
+ * derivation and WELCOME's signature (§3.1 steps 3 and 4).
+ * @param {string} sid @param {number} viewerId @param {number} role
+ * @param {Uint8Array} evPublic @param {Uint8Array} esPublic
+ * @returns {Uint8Array}
+ */
+function handshakeNames(sid, viewerId, role, evPublic, esPublic) {
+  const ids = new Uint8Array(5);
+  new DataView(ids.buffer).setUint32(0, viewerId);
+  ids[4] = role;
+  return concat(utf8(sid), ids, evPublic, esPublic);
+}
+
+/**
  * The two chain keys of a channel at epoch 0 (§3.1 step 3).
  * @param {Uint8Array} dh
  * @param {Uint8Array} psk
@@ -209,11 +224,19 @@ export async function helloTag(psk, sid, header, role, evPublic) {
  * @returns {Promise<[Uint8Array, Uint8Array]>} [ck_s2v, ck_v2s]
  */
 export async function channelChainKeys(dh, psk, sid, viewerId, role, evPublic, esPublic) {
-  const ids = new Uint8Array(5);
-  new DataView(ids.buffer).setUint32(0, viewerId);
-  ids[4] = role;
-  const okm = await hkdf(dh, psk, concat(LABEL_CHANNEL, utf8(sid), ids, evPublic, esPublic), 2 * KEY_SIZE);
+  const info = concat(LABEL_CHANNEL, handshakeNames(sid, viewerId, role, evPublic, esPublic));
+  const okm = await hkdf(dh, psk, info, 2 * KEY_SIZE);
   return [okm.slice(0, KEY_SIZE), okm.slice(KEY_SIZE)];
+}
+
+/**
+ * Data covered by WELCOME's signature: both ephemeral keys of the handshake (§3.1 step 4).
+ * @param {string} sid @param {number} viewerId @param {number} role the role the HELLO claimed
+ * @param {Uint8Array} evPublic @param {Uint8Array} esPublic
+ * @returns {Uint8Array}
+ */
+export function welcomeSignedData(sid, viewerId, role, evPublic, esPublic) {
+  return concat(WELCOME_SIG_LABEL, handshakeNames(sid, viewerId, role, evPublic, esPublic));
 }
 
 /** key[c] = HKDF(ck[c], sid, "termshare/1 key", 32) (§3.2). @param {Uint8Array} chainKey @param {string} sid */

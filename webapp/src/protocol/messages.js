@@ -12,7 +12,7 @@ import {
 } from './wire.js';
 
 /** @typedef {{type: number, [field: string]: any}} Message */
-/** @typedef {{canWrite: boolean, signKey: Uint8Array, groupEpoch: number, groupKey: Uint8Array}} WelcomeMessage */
+/** @typedef {{canWrite: boolean, signKey: Uint8Array, groupEpoch: number, groupKey: Uint8Array, welcomeSig: Uint8Array}} WelcomeMessage */
 
 /** Which frame kind carries each message type. @type {Map<number, number>} */
 const CARRIER = new Map([
@@ -196,6 +196,7 @@ export function encodeWelcome(welcome) {
   out.set(welcome.signKey, 1);
   view.setUint32(33, welcome.groupEpoch);
   out.set(welcome.groupKey, 37);
+  out.set(welcome.welcomeSig, 69);
   return out;
 }
 
@@ -214,5 +215,6 @@ export function decodeWelcome(plaintext) {
     signKey: plaintext.subarray(1, 33),
     groupEpoch: view.getUint32(33),
     groupKey: plaintext.subarray(37, 69),
+    welcomeSig: plaintext.subarray(69),
   };
 }

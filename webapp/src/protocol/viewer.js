@@ -21,7 +21,7 @@ import { makeHeader, parseFrame } from './envelope.js';
 import { FrameError, HandshakeError, InvalidState, MessageError, ProtocolError } from './errors.js';
 import {
   RecvChain, SendChain, aeadOpen, channelChainKeys, concat, derivePsk, groupDirectKey, helloTag, importAesKey,
-  importEd25519, GROUP_SIG_LABEL, nonce, signKeyFp, utf8, verifyEd25519, x25519, x25519KeyPair,
+  importEd25519, GROUP_SIG_LABEL, nonce, signKeyFp, utf8, verifyEd25519, welcomeSignedData, x25519, x25519KeyPair,
 } from './keys.js';
 import { decodeMessage, decodeWelcome, encodeMessage } from './messages.js';
 import { CloseCode, FrameKind, KEY_SIZE, MAX_INPUT, MessageType, Role, SIG_SIZE, TAG_SIZE } from './wire.js';
@@ -290,8 +290,14 @@ export class ViewerProtocol {
       // signing key whose fingerprint the link carries (PROTOCOL.md §2.3, §3.3).
       throw new HandshakeError("the sharer's signing key does not match the link");
     }
-    const send = await SendChain.create(ckV2s, this.sid);
     const signKey = await importEd25519(welcome.signKey);
+    const signed = welcomeSignedData(this.sid, viewerId, this._roleCode, this._evPublic, esPublic);
+    if (!(await verifyEd25519(signKey, welcome.welcomeSig, signed))) {
+      // That key is no secret: anyone holding the link's secret could send it with an ES of their
+      // own and hold this channel's keys; only the sharer can sign our EV with its ES (§3.1 step 4).
+      throw new HandshakeError("the sharer's WELCOME is not signed by its key");
+    }
+    const send = await SendChain.create(ckV2s, this.sid);
     const groupKey = await importAesKey(welcome.groupKey);
     const groupDirectRaw = await groupDirectKey(ckS2v, this.sid);
     const groupDirect = await importAesKey(groupDirectRaw);

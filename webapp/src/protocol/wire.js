@@ -17,7 +17,7 @@ export const TAG_SIZE = 16;
 export const SIG_SIZE = 64;
 export const KEY_SIZE = 32;
 export const OWNER_TOKEN_SIZE = 32;
-export const WELCOME_SIZE = 69; // plaintext of WELCOME (§5.2)
+export const WELCOME_SIZE = 133; // plaintext of WELCOME (§5.2)
 
 /** Frame kinds (§4.1). */
 export const FrameKind = Object.freeze({
