@@ -155,8 +155,7 @@ class ViewerProtocol:
             self._on_welcome(frame)
         elif kind is FrameKind.REJECT:
             self._check_recipient(frame.header)
-            self.state = ViewerState.CLOSED
-            self.close_code = CloseCode.REJECTED
+            self._finish(ViewerState.CLOSED, CloseCode.REJECTED)
             self._events.append(ev.Rejected(frame.body[0]))
         elif kind is FrameKind.SHARER_AWAY:
             self._events.append(ev.SharerAway())
@@ -241,8 +240,7 @@ class ViewerProtocol:
         elif isinstance(message, RekeyMessage):
             self._on_rekey(message)
         elif isinstance(message, RemovedMessage):
-            self.state = ViewerState.CLOSED
-            self.close_code = CloseCode.REJECTED
+            self._finish(ViewerState.CLOSED, CloseCode.REJECTED)
             self._events.append(ev.Removed())
         else:
             assert isinstance(message, PongMessage)
@@ -335,9 +333,17 @@ class ViewerProtocol:
             self._events.append(ev.Viewers(message.count))
         else:
             assert isinstance(message, ByeMessage)
-            self.state = ViewerState.ENDED
-            self.close_code = CloseCode.NORMAL
+            self._finish(ViewerState.ENDED, CloseCode.NORMAL)
             self._events.append(ev.Ended(message.exit_status))
+
+    def _finish(self, state: ViewerState, close_code: int) -> None:
+        """The end of this connection: no frame is read after it, so its keys are let go at once
+        rather than with the object."""
+        self.state, self.close_code = state, close_code
+        self._send = self._recv = None
+        self._group = self._pending = None
+        self._group_direct = None
+        self._ev_private = None
 
     def _broken(self, reason: str) -> None:
         self.state = ViewerState.SYNCING
@@ -352,8 +358,7 @@ class ViewerProtocol:
         self._frames.append(header.pack() + self._send.seal(header, plaintext))
 
     def _fail(self, exc: ProtocolError) -> None:
-        self.state = ViewerState.CLOSED
-        self.close_code = exc.close_code
+        self._finish(ViewerState.CLOSED, exc.close_code)
         self.failure = exc
         self._events.append(ev.ProtocolFailed(exc.close_code, type(exc).__name__))
 
