@@ -271,7 +271,7 @@ class Relay:
             Metric("termshare_bytes_relayed_total", "counter", "Bytes queued for delivery, by direction.")
             .add(st.bytes_to_viewers, direction="sharer_to_viewers").add(st.bytes_from_viewers, direction="viewers_to_sharer"),
             Metric("termshare_group_frames_dropped_total", "counter",
-                   "GROUP frames not sent to viewers that fell behind (they resync).").add(self.outbox_stats.dropped),
+                   "Output frames (GROUP, GROUP_DIRECT) not sent to viewers that fell behind (they resync).").add(self.outbox_stats.dropped),
             Metric("termshare_upstream_frames_dropped_total", "counter",
                    "Viewers' frames not sent to a sharer whose queue was over its soft cap.")
             .add(self.outbox_stats.upstream_dropped),
@@ -291,7 +291,7 @@ class Relay:
                 Metric("termshare_cluster_messages_total", "counter", "Redis pub/sub messages, by direction.")
                 .add(c["published"], direction="published").add(c["received"], direction="received"),
                 Metric("termshare_cluster_frames_dropped_total", "counter",
-                       "GROUP frames skipped for remote viewers because Redis fell behind (they resync).")
+                       "Output frames (GROUP, GROUP_DIRECT) skipped for remote viewers because Redis fell behind (they resync).")
                 .add(c["dropped"]),
                 Metric("termshare_cluster_redis_reconnects_total", "counter", "Times this node lost Redis.")
                 .add(c["redis_reconnects"]),
