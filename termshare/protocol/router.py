@@ -6,8 +6,8 @@ The relay is blind by construction: this module sees envelopes only and imports 
 holds a key (tests/test_layers.py checks it). The I/O shell (termshare.relay) gives every
 websocket an opaque connection id, reports connects, frames and disconnects, calls `tick(now)`
 about once a second, and carries out the actions queued in `actions` in order: Send (with a
-`droppable` flag for GROUP and GROUP_DIRECT frames, which a slow viewer may skip because it resyncs from the gap)
-and Close.
+`droppable` flag for GROUP and GROUP_DIRECT frames, which a slow viewer may skip because it
+resyncs from the gap) and Close.
 
     sharer: connected --REGISTER--> owns session --disconnect--> away (RESUME_GRACE) --REGISTER--> owns
             --END--> session forgotten, viewers closed 4410
