@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from termshare.protocol import events as ev
 from termshare.protocol import share as share_module
 from termshare.protocol.link import parse_link
 from termshare.protocol.router import Close, Router, Send
@@ -22,6 +23,11 @@ BASE = "http://relay.test"
 Tamper = Callable[[bytes, int], list[bytes]]
 SHARER = 1
 GROUP_KINDS = (FrameKind.GROUP, FrameKind.GROUP_DIRECT)  # the frames that carry the group stream (§6.2)
+
+
+def outputs(events: list[object]) -> bytes:
+    """The terminal output among a viewer's events, joined."""
+    return b"".join(e.data for e in events if isinstance(e, ev.Output))
 
 
 def signed_output_only(monkeypatch: pytest.MonkeyPatch) -> None:

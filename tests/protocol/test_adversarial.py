@@ -12,11 +12,7 @@ from termshare.protocol.link import format_link, parse_link
 from termshare.protocol.viewer import ViewerState
 from termshare.protocol.wire import FrameKind, Role
 
-from .harness import GROUP_KINDS, SHARER, Net, signed_output_only
-
-
-def outputs(events: list[object]) -> bytes:
-    return b"".join(e.data for e in events if isinstance(e, ev.Output))
+from .harness import GROUP_KINDS, SHARER, Net, outputs, signed_output_only
 
 
 def inputs(net: Net) -> list[bytes]:

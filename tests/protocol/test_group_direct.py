@@ -11,11 +11,7 @@ from termshare.protocol.share import GROUP_DIRECT_OUTPUT, GROUP_DIRECT_VIEWERS
 from termshare.protocol.viewer import ViewerState
 from termshare.protocol.wire import REKEY_SECONDS, CloseCode, FrameKind
 
-from .harness import GROUP_KINDS, SHARER, Net
-
-
-def outputs(events: list[ev.ViewerEvent]) -> bytes:
-    return b"".join(e.data for e in events if isinstance(e, ev.Output))
+from .harness import GROUP_KINDS, SHARER, Net, outputs
 
 
 def sent_kinds(net: Net, data: bytes) -> list[FrameKind]:

