@@ -110,10 +110,15 @@ def x25519(private: X25519PrivateKey, peer_public: bytes) -> bytes:
         raise HandshakeError("the peer's ephemeral key is a small-order point") from None
 
 
+def _handshake_names(sid: str, viewer_id: int, role: Role, ev_public: bytes, es_public: bytes) -> bytes:
+    """What names one handshake, in both the channel's key derivation and WELCOME's signature."""
+    return sid.encode() + struct.pack(">IB", viewer_id, role) + ev_public + es_public
+
+
 def channel_chain_keys(
     dh: bytes, psk: bytes, sid: str, viewer_id: int, role: Role, ev_public: bytes, es_public: bytes
 ) -> tuple[bytes, bytes]:
-    info = b"termshare/1 channel" + sid.encode() + struct.pack(">IB", viewer_id, role) + ev_public + es_public
+    info = b"termshare/1 channel" + _handshake_names(sid, viewer_id, role, ev_public, es_public)
     okm = hkdf(dh, psk, info, 2 * KEY_SIZE)
     return okm[:KEY_SIZE], okm[KEY_SIZE:]
 
@@ -137,7 +142,7 @@ def group_signed_data(sid: str, header: bytes | memoryview, ciphertext: bytes | 
 
 def welcome_signed_data(sid: str, viewer_id: int, role: Role, ev_public: bytes, es_public: bytes) -> bytes:
     """What WELCOME's signature covers: both ephemeral keys of the handshake (§3.1 step 4)."""
-    return WELCOME_SIG_LABEL + sid.encode() + struct.pack(">IB", viewer_id, role) + ev_public + es_public
+    return WELCOME_SIG_LABEL + _handshake_names(sid, viewer_id, role, ev_public, es_public)
 
 
 def load_sign_key(public: bytes) -> Ed25519PublicKey:
