@@ -105,7 +105,7 @@ def test_frames_arrive_in_order_and_no_viewer_applies_output_across_a_hole() -> 
             else:
                 for _ in range(rng.randint(1, 3)):
                     await asyncio.sleep(0)
-            queued = [d for _, d in (*outbox._group, *outbox._other)]  # noqa: SLF001 - the invariant itself
+            queued = [d for _, d in (*outbox._droppable, *outbox._other)]  # noqa: SLF001 - the invariant itself
             assert outbox._queued == sum(map(len, queued)) + len(link.writing), "byte count"  # noqa: SLF001
         wire = await drain(link, outbox)
         got = [(ident(w), FrameKind(w[1])) for w in wire if w != SKIPPED_FRAME]
